@@ -1,0 +1,274 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use scopetrail::config::{Config, Diagnostics};
+use scopetrail::error::{ConfigError, is_temporary};
+use scopetrail::logging::{self, LogFormat};
+use scopetrail::model::{Dataset, schema};
+use scopetrail::pipeline::{self, RunOptions};
+use scopetrail::summary;
+
+/// Exit codes, documented in `--help` and the README. 75 and 78 are sysexits' EX_TEMPFAIL and
+/// EX_CONFIG, which cron wrappers and systemd's `RestartPreventExitStatus=` understand.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const PARTIAL: u8 = 1;
+    pub const TEMPORARY: u8 = 75;
+    pub const CONFIG: u8 = 78;
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success: everything due was done
+  1   partial failure: a source or an export failed (the others ran; what was collected is kept)
+  2   bad command line
+  75  temporary failure: only things a later run can get past failed (store unavailable, work
+      held by another process); run again later
+  78  configuration error: nothing was run; `scopetrail validate` lists every problem";
+
+#[derive(Parser)]
+#[command(
+    name = "scopetrail",
+    version,
+    about = "Keeps the paper trail of API integration failures: denials (401/403), failed webhook deliveries and 429 bursts, as CSV in object storage for your SIEM.",
+    long_about = "Keeps the paper trail of API integration failures: denials (401/403), failed webhook deliveries and 429 bursts, as CSV in object storage for your SIEM.\n\n`scopetrail run` does whatever is due and exits: call it from a systemd timer, cron or a Kubernetes CronJob, as often as you like (hourly is a good default). Each source is collected every `collect_every`; each job exports its closed windows on its cron schedule (UTC).",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    log_format: LogFormat,
+    /// More log output (-v: info, -vv: debug). SCOPETRAIL_LOG=<filter> overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Collect the sources that are due, export the windows that are closed, then exit.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Check the configuration and report every problem with file, line and column.
+    #[command(after_help = "Exit codes: 0 valid (warnings may be printed), 78 invalid.")]
+    Validate(ConfigArg),
+    /// Print the Frictionless Table Schema of a dataset (without one: list the datasets).
+    Schema {
+        /// A dataset, e.g. `denials`.
+        dataset: Option<String>,
+        /// Write every dataset's schema as <DIR>/<dataset>.json instead.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// The main configuration file [default: ./scopetrail.toml if present, else
+    /// /etc/scopetrail/scopetrail.toml].
+    #[arg(long, short, env = "SCOPETRAIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this job and the sources it lists.
+    #[arg(long, value_name = "NAME")]
+    job: Option<String>,
+    /// Act as if it were this time (RFC 3339, e.g. 2026-03-09T01:00:00Z): decides what is due
+    /// and which windows are closed.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    now: Option<DateTime<Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}; write it like 2026-03-09T01:00:00Z"))
+}
+
+fn config_path(arg: &ConfigArg) -> PathBuf {
+    if let Some(p) = &arg.config {
+        return p.clone();
+    }
+    let local = Path::new("scopetrail.toml");
+    if local.exists() {
+        local.to_path_buf()
+    } else {
+        PathBuf::from("/etc/scopetrail/scopetrail.toml")
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, cli.verbose);
+    let code = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Validate(arg) => validate(&arg),
+        Command::Schema { dataset, write } => print_schema(dataset, write),
+    };
+    ExitCode::from(code)
+}
+
+fn print_diagnostics(diags: &Diagnostics, to_stdout: bool) {
+    for d in &diags.0 {
+        if to_stdout {
+            println!("{d}");
+        } else {
+            eprintln!("{d}");
+        }
+    }
+}
+
+fn load(path: &Path, to_stdout: bool) -> Result<Config, u8> {
+    match Config::load(path) {
+        Ok((config, warnings)) => {
+            print_diagnostics(&warnings, to_stdout);
+            Ok(config)
+        }
+        Err(diags) => {
+            print_diagnostics(&diags, to_stdout);
+            let n = diags.errors().count();
+            eprintln!(
+                "scopetrail: {} has {n} configuration error{}; nothing was run",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Err(exit::CONFIG)
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn run(args: RunArgs) -> u8 {
+    let path = config_path(&args.config);
+    let config = match load(&path, false) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let options = RunOptions {
+        job: args.job,
+        now: args.now,
+    };
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(pipeline::run(&config, &options)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(report) => {
+            print!("{}", summary::render(&report));
+            if report.failures.is_empty() {
+                return exit::OK;
+            }
+            let first = &report.failures[0];
+            let more = match report.failures.len() {
+                1 => String::new(),
+                n => format!(" (and {} more; see above)", n - 1),
+            };
+            // One line on stderr, so cron mail says what broke.
+            eprintln!("scopetrail: {}: {}{more}", first.what, first.error);
+            if report.failures.iter().all(|f| f.temporary) {
+                exit::TEMPORARY
+            } else {
+                exit::PARTIAL
+            }
+        }
+        Err(e) => {
+            eprintln!("scopetrail: {e:#}");
+            if e.chain().any(|c| c.is::<ConfigError>()) {
+                exit::CONFIG
+            } else if is_temporary(&e) {
+                exit::TEMPORARY
+            } else {
+                exit::PARTIAL
+            }
+        }
+    }
+}
+
+fn validate(arg: &ConfigArg) -> u8 {
+    let path = config_path(arg);
+    let config = match load(&path, true) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!(
+        "{}: valid ({} tenants, {} sources, {} credentials, {} jobs)",
+        path.display(),
+        config.tenants.len(),
+        config.sources.len(),
+        config.credentials.len(),
+        config.jobs.len()
+    );
+    let now = config.clock.unwrap_or_else(Utc::now);
+    for job in config.jobs.values() {
+        let fires: Vec<String> = job
+            .schedule
+            .next_fires(now, 3)
+            .iter()
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .collect();
+        println!(
+            "job {} ({}): exports on \"{}\" (UTC); next fires {}",
+            job.name,
+            job.file.display(),
+            job.schedule.expr(),
+            fires.join(", ")
+        );
+    }
+    exit::OK
+}
+
+fn print_schema(dataset: Option<String>, write: Option<PathBuf>) -> u8 {
+    if let Some(dir) = write {
+        for d in Dataset::ALL {
+            let path = dir.join(format!("{}.json", d.name()));
+            if let Err(e) = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&path, schema::render(*d)))
+            {
+                eprintln!("scopetrail: writing {}: {e}", path.display());
+                return exit::PARTIAL;
+            }
+        }
+        println!("wrote {} schemas to {}", Dataset::ALL.len(), dir.display());
+        return exit::OK;
+    }
+    match dataset {
+        Some(name) => match Dataset::from_name(&name) {
+            Some(d) => {
+                print!("{}", schema::render(d));
+                exit::OK
+            }
+            None => {
+                eprintln!(
+                    "scopetrail: unknown dataset `{name}` (datasets: {})",
+                    Dataset::ALL
+                        .iter()
+                        .map(|d| d.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                exit::CONFIG
+            }
+        },
+        None => {
+            for d in Dataset::ALL {
+                println!("{:<18} {}", d.name(), d.ocsf_class());
+            }
+            println!("\n`scopetrail schema <dataset>` prints its Frictionless Table Schema.");
+            exit::OK
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Deterministic event ids (DESIGN §4): UUIDv5 over length-prefixed parts, so that no two
+//! different part lists can produce the same byte string.
+
+use uuid::Uuid;
+
+use super::Dataset;
+
+/// scopetrail's own UUIDv5 namespace; changing it would change every id ever exported.
+pub const NAMESPACE: Uuid = uuid::uuid!("6f1c2a9e-5b3d-4c8e-9a7f-2d4b8e1c0a53");
+
+/// UUIDv5 over the parts, each prefixed by its length.
+pub fn uid_of(parts: &[&str]) -> Uuid {
+    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for part in parts {
+        bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(part.as_bytes());
+    }
+    Uuid::new_v5(&NAMESPACE, &bytes)
+}
+
+/// Where a row comes from, for its id: everything but the vendor's own id.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub dataset: Dataset,
+    pub vendor: &'a str,
+    pub tenant: &'a str,
+    pub environment: &'a str,
+    pub source: &'a str,
+}
+
+impl Origin<'_> {
+    /// The id of a vendor event; `version` distinguishes the states of objects that change
+    /// (`updated_at`, a delivery state), so each state is its own row.
+    pub fn event_uid(&self, vendor_id: &str, version: Option<&str>) -> Uuid {
+        uid_of(&[
+            self.dataset.name(),
+            self.vendor,
+            self.tenant,
+            self.environment,
+            self.source,
+            vendor_id,
+            version.unwrap_or(""),
+        ])
+    }
+
+    /// The id of a row scopetrail derives, over its group key and the start time when it
+    /// was first emitted (the export state keeps it even if late data moves the start).
+    pub fn derived_uid(&self, group_key: &str, first_start_ms: i64) -> Uuid {
+        uid_of(&[
+            self.dataset.name(),
+            self.vendor,
+            self.tenant,
+            self.environment,
+            self.source,
+            group_key,
+            &first_start_ms.to_string(),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_prefix_separates_parts() {
+        assert_ne!(uid_of(&["ab", "c"]), uid_of(&["a", "bc"]));
+        assert_ne!(uid_of(&["a", ""]), uid_of(&["a"]));
+    }
+
+    #[test]
+    fn stable_across_releases() {
+        // A changed id would be a second ingest of every row for every SIEM.
+        let origin = Origin {
+            dataset: Dataset::Denials,
+            vendor: "github",
+            tenant: "acme",
+            environment: "prod",
+            source: "http_log",
+        };
+        assert_eq!(
+            origin.event_uid("abc@12", None).to_string(),
+            uid_of(&[
+                "denials", "github", "acme", "prod", "http_log", "abc@12", ""
+            ])
+            .to_string()
+        );
+        assert_eq!(uid_of(&[]).get_version_num(), 5);
+        assert_eq!(
+            uid_of(&["denials"]).to_string(),
+            "9637fb1d-42b7-5c84-b818-299b38c2136a",
+            "namespace or encoding changed (golden value computed independently with Python's uuid and hashlib)"
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! Running a job's exports: plan (or replay a plan a crash left), write the objects
+//! create-only from temporary files hashed while compressing, then the manifest and the window
+//! marker, then commit the job's pointer.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::csv::CsvEncoder;
+use super::keys;
+use super::manifest::{Manifest, ManifestObject, WindowMarker};
+use super::plan::{
+    self, Due, Exported, Plan, PlannedObject, Pointer, SegmentRange, SourceProgress,
+};
+use crate::config::Job;
+use crate::error::Temporary;
+use crate::model::rfc3339_ms;
+use crate::staging::{Merge, Partition, Staging};
+use crate::store::{Body, Metadata, PutOutcome, ReplaceOutcome, SharedStore};
+
+/// Everything an export needs.
+pub struct Exporter<'a> {
+    pub data: &'a SharedStore,
+    pub staging: &'a Staging,
+    pub scratch: &'a Path,
+    pub now: DateTime<Utc>,
+}
+
+/// One source of a job, as the exporter sees it.
+#[derive(Debug, Clone)]
+pub struct JobSource {
+    pub name: String,
+    pub lateness_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub job: String,
+    pub export: u64,
+    pub window_start: String,
+    pub window_end: String,
+    pub complete: bool,
+    pub late_sources: Vec<String>,
+    pub objects: Vec<ManifestObject>,
+    /// Objects this run wrote (the rest were already there: a replay).
+    pub written: usize,
+    pub manifest: String,
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Waiting {
+    pub window_start: String,
+    pub window_end: String,
+    pub deadline: String,
+    /// The window has not ended yet.
+    pub open: bool,
+    /// Sources that have not collected past the window's end plus their lateness.
+    pub waiting_for: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub job: String,
+    pub exports: Vec<ExportReport>,
+    pub waiting: Option<Waiting>,
+}
+
+impl Exporter<'_> {
+    /// Exports every closed window of the job, in order.
+    pub async fn run_job(
+        &self,
+        job: &Job,
+        sources: &[JobSource],
+        lookback: chrono::Duration,
+        report: &mut JobReport,
+    ) -> Result<()> {
+        loop {
+            let (pointer, version) = self.pointer(job, lookback).await?;
+            let next = pointer.export + 1;
+            let (plan, replayed) = match self.load_plan(&job.name, next).await? {
+                Some(plan) => (plan, true),
+                None => {
+                    let start = rfc_to_dt(pointer.next_window_start_ms)?;
+                    let progress = self.progress(sources).await?;
+                    let due = plan::next_window(job, start, self.now, &progress)
+                        .context("the job's schedule has no next fire")?;
+                    match due {
+                        Due::Wait {
+                            start,
+                            end,
+                            deadline,
+                            open,
+                            waiting_for,
+                        } => {
+                            report.waiting = Some(Waiting {
+                                window_start: rfc3339_ms(start.timestamp_millis()),
+                                window_end: rfc3339_ms(end.timestamp_millis()),
+                                deadline: rfc3339_ms(deadline.timestamp_millis()),
+                                open,
+                                waiting_for,
+                            });
+                            return Ok(());
+                        }
+                        Due::Export {
+                            start,
+                            end,
+                            complete,
+                            late_sources,
+                        } => {
+                            let plan = self
+                                .make_plan(
+                                    job,
+                                    &pointer,
+                                    sources,
+                                    (start, end),
+                                    complete,
+                                    late_sources,
+                                )
+                                .await?;
+                            let bytes = serde_json::to_vec_pretty(&plan)?;
+                            match self
+                                .staging
+                                .store()
+                                .replace(&keys::plan_key(&job.name, next), bytes, None)
+                                .await?
+                            {
+                                ReplaceOutcome::Replaced => (plan, false),
+                                // Another process planned it first: replay theirs.
+                                ReplaceOutcome::Conflict => continue,
+                            }
+                        }
+                    }
+                }
+            };
+            let mut done = self.execute(&plan).await?;
+            done.replayed = replayed;
+            self.commit(&pointer, version, &plan).await?;
+            tracing::info!(
+                job = %job.name,
+                export = plan.export,
+                objects = done.objects.len(),
+                complete = plan.complete,
+                "exported window {} .. {}",
+                done.window_start,
+                done.window_end
+            );
+            report.exports.push(done);
+        }
+    }
+
+    async fn pointer(
+        &self,
+        job: &Job,
+        lookback: chrono::Duration,
+    ) -> Result<(Pointer, Option<crate::store::Version>)> {
+        let store = self.staging.store();
+        let key = keys::pointer_key(&job.name);
+        if let Some((bytes, version)) = store.get(&key).await? {
+            let pointer = serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading the export state of job {}", job.name))?;
+            return Ok((pointer, Some(version)));
+        }
+        // A new job: fix where its windows start, so later runs do not move it.
+        let start = plan::first_window_start(job, self.now, lookback)
+            .context("the job's schedule never fires")?;
+        let pointer = Pointer {
+            job: job.name.clone(),
+            export: 0,
+            next_window_start_ms: start.timestamp_millis(),
+            segments: BTreeMap::new(),
+            history: Vec::new(),
+        };
+        store
+            .replace(&key, serde_json::to_vec_pretty(&pointer)?, None)
+            .await?;
+        let (bytes, version) = store
+            .get(&key)
+            .await?
+            .context("the export state vanished after it was written")?;
+        Ok((serde_json::from_slice(&bytes)?, Some(version)))
+    }
+
+    async fn load_plan(&self, job: &str, export: u64) -> Result<Option<Plan>> {
+        match self
+            .staging
+            .store()
+            .get(&keys::plan_key(job, export))
+            .await?
+        {
+            Some((bytes, _)) => {
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("reading export plan {export} of job {job}")
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn progress(&self, sources: &[JobSource]) -> Result<Vec<SourceProgress>> {
+        let mut out = Vec::new();
+        for s in sources {
+            let (checkpoint, _) = self.staging.checkpoint(&s.name).await?;
+            out.push(SourceProgress {
+                name: s.name.clone(),
+                watermark_ms: checkpoint.watermark_ms,
+                lateness_ms: s.lateness_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn make_plan(
+        &self,
+        job: &Job,
+        pointer: &Pointer,
+        sources: &[JobSource],
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        complete: bool,
+        late_sources: Vec<String>,
+    ) -> Result<Plan> {
+        let export = pointer.export + 1;
+        let mut plan = Plan {
+            format: 1,
+            job: job.name.clone(),
+            export,
+            window_start_ms: start.timestamp_millis(),
+            window_end_ms: end.timestamp_millis(),
+            complete,
+            late_sources,
+            staging: BTreeMap::new(),
+            datasets: job.datasets.clone(),
+            tenants: job
+                .tenants
+                .as_ref()
+                .map(|ts| ts.iter().map(|t| t.name.clone()).collect()),
+            objects: Vec::new(),
+        };
+        let mut partitions = std::collections::BTreeSet::new();
+        for s in sources {
+            let (checkpoint, _) = self.staging.checkpoint(&s.name).await?;
+            let after = pointer.segments.get(&s.name).copied().unwrap_or(0);
+            let range = SegmentRange {
+                after,
+                through: checkpoint.segment.max(after),
+            };
+            for segment in range.segments() {
+                let header = self
+                    .staging
+                    .segment_header(&s.name, segment, self.scratch)
+                    .await?;
+                for p in header.partitions {
+                    if plan.wants_partition(&p.partition) {
+                        partitions.insert(p.partition);
+                    }
+                }
+            }
+            plan.staging.insert(s.name.clone(), range);
+        }
+        plan.objects = partitions
+            .into_iter()
+            .map(|partition| PlannedObject {
+                key: keys::object_key(&partition, &job.name, export),
+                partition,
+            })
+            .collect();
+        Ok(plan)
+    }
+
+    /// Writes what the plan says. Running it twice writes nothing new the second time.
+    async fn execute(&self, plan: &Plan) -> Result<ExportReport> {
+        let mut copies = Vec::new();
+        for (source, range) in &plan.staging {
+            for segment in range.segments() {
+                copies.push(
+                    self.staging
+                        .fetch_segment(source, segment, self.scratch)
+                        .await?,
+                );
+            }
+        }
+        let paths: Vec<PathBuf> = copies.iter().map(|c| c.path().to_path_buf()).collect();
+        let encoded = {
+            let plan = plan.clone();
+            let scratch = self.scratch.to_path_buf();
+            tokio::task::spawn_blocking(move || encode(&plan, &paths, &scratch)).await??
+        };
+        drop(copies);
+
+        let planned: BTreeMap<&Partition, &str> = plan
+            .objects
+            .iter()
+            .map(|o| (&o.partition, o.key.as_str()))
+            .collect();
+        let mut objects = Vec::new();
+        let mut written = 0;
+        for e in &encoded {
+            let key = *planned.get(&e.partition).with_context(|| {
+                format!(
+                    "staging holds {:?} rows that export plan {} did not plan",
+                    e.partition, plan.export
+                )
+            })?;
+            if self.put_object(key, e).await? {
+                written += 1;
+            }
+            objects.push(ManifestObject {
+                key: key.to_string(),
+                dataset: e.partition.dataset.name().to_string(),
+                vendor: e.partition.vendor.clone(),
+                tenant: e.partition.tenant.clone(),
+                dt: e.partition.day.clone(),
+                rows: e.rows,
+                sha256: e.sha256.clone(),
+            });
+        }
+        anyhow::ensure!(
+            objects.len() == plan.objects.len(),
+            "export plan {} of job {} names {} objects but staging produced {}",
+            plan.export,
+            plan.job,
+            plan.objects.len(),
+            objects.len()
+        );
+
+        let (start, end) = plan.window();
+        let manifest = Manifest {
+            format: 1,
+            job: plan.job.clone(),
+            export: plan.export,
+            window_start: rfc3339_ms(start.timestamp_millis()),
+            window_end: rfc3339_ms(end.timestamp_millis()),
+            complete: plan.complete,
+            late_sources: plan.late_sources.clone(),
+            staging: plan.staging.clone(),
+            rows: objects.iter().map(|o| o.rows).sum(),
+            objects,
+        };
+        let manifest_key = keys::manifest_key(&plan.job, plan.export);
+        self.put_json(&manifest_key, &manifest).await?;
+        let marker = WindowMarker {
+            format: 1,
+            job: plan.job.clone(),
+            window_start: manifest.window_start.clone(),
+            window_end: manifest.window_end.clone(),
+            complete: plan.complete,
+            late_sources: plan.late_sources.clone(),
+            export: plan.export,
+            manifest: manifest_key.clone(),
+        };
+        self.put_json(&keys::window_key(&plan.job, start, end), &marker)
+            .await?;
+        Ok(ExportReport {
+            job: plan.job.clone(),
+            export: plan.export,
+            window_start: manifest.window_start,
+            window_end: manifest.window_end,
+            complete: plan.complete,
+            late_sources: plan.late_sources.clone(),
+            objects: manifest.objects,
+            written,
+            manifest: manifest_key,
+            replayed: false,
+        })
+    }
+
+    /// True if this call created the object; false if a rerun found it already there.
+    async fn put_object(&self, key: &str, e: &Encoded) -> Result<bool> {
+        let metadata = Metadata::from([
+            ("sha256".to_string(), e.sha256.clone()),
+            ("rows".to_string(), e.rows.to_string()),
+        ]);
+        match self
+            .data
+            .put_new(key, Body::File(e.file.to_path_buf()), &metadata)
+            .await?
+        {
+            PutOutcome::Created => Ok(true),
+            PutOutcome::AlreadyExists(info) if info.metadata.get("sha256") == Some(&e.sha256) => {
+                Ok(false)
+            }
+            PutOutcome::AlreadyExists(info) => anyhow::bail!(
+                "refusing to overwrite {key}: it already exists with other content (sha256 {}, this export's {}); the export stops so nothing is ingested twice",
+                info.metadata
+                    .get("sha256")
+                    .map_or("unknown", String::as_str),
+                e.sha256
+            ),
+        }
+    }
+
+    async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(value)?;
+        bytes.push(b'\n');
+        match self
+            .data
+            .put_new(key, Body::Bytes(bytes.clone()), &Metadata::new())
+            .await?
+        {
+            PutOutcome::Created => Ok(()),
+            PutOutcome::AlreadyExists(_) => {
+                let existing = self.data.get(key).await?.map(|(b, _)| b);
+                anyhow::ensure!(
+                    existing.as_deref() == Some(&bytes[..]),
+                    "refusing to overwrite {key}: it already exists with other content"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        pointer: &Pointer,
+        version: Option<crate::store::Version>,
+        plan: &Plan,
+    ) -> Result<()> {
+        let mut next = pointer.clone();
+        next.export = plan.export;
+        next.next_window_start_ms = plan.window_end_ms;
+        for (source, range) in &plan.staging {
+            next.segments.insert(source.clone(), range.through);
+        }
+        next.history.push(Exported {
+            export: plan.export,
+            committed_ms: self.now.timestamp_millis(),
+            segments: next.segments.clone(),
+        });
+        match self
+            .staging
+            .store()
+            .replace(
+                &keys::pointer_key(&plan.job),
+                serde_json::to_vec_pretty(&next)?,
+                version.as_ref(),
+            )
+            .await?
+        {
+            ReplaceOutcome::Replaced => Ok(()),
+            ReplaceOutcome::Conflict => Err(Temporary(format!(
+                "the export state of job {} changed under this run: another scopetrail process exported it",
+                plan.job
+            ))
+            .into()),
+        }
+    }
+}
+
+fn rfc_to_dt(ms: i64) -> Result<DateTime<Utc>> {
+    crate::model::to_datetime(ms).context("export state holds an impossible time")
+}
+
+/// One object's CSV, gzipped in a temporary file, with the hash of the uncompressed bytes.
+struct Encoded {
+    partition: Partition,
+    file: tempfile::TempPath,
+    rows: u64,
+    sha256: String,
+}
+
+/// Hashes what passes through, uncompressed.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type ObjectWriter = CsvEncoder<Hashing<GzEncoder<BufWriter<File>>>>;
+
+fn start_object(
+    partition: &Partition,
+    scratch: &Path,
+) -> Result<(ObjectWriter, tempfile::TempPath)> {
+    let (file, path) = tempfile::Builder::new()
+        .prefix("object-")
+        .suffix(".csv.gz")
+        .tempfile_in(scratch)?
+        .into_parts();
+    // flate2 writes mtime 0, so the same rows give the same bytes.
+    let gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+    let writer = CsvEncoder::new(
+        Hashing {
+            inner: gz,
+            hasher: Sha256::new(),
+        },
+        partition.dataset,
+    )?;
+    Ok((writer, path))
+}
+
+fn finish_object(
+    partition: Partition,
+    writer: ObjectWriter,
+    file: tempfile::TempPath,
+) -> Result<Encoded> {
+    let rows = writer.rows();
+    let hashing = writer.finish()?;
+    let sha256 = hex::encode(hashing.hasher.finalize());
+    hashing.inner.finish()?.flush()?;
+    Ok(Encoded {
+        partition,
+        file,
+        rows,
+        sha256,
+    })
+}
+
+/// One ordered pass over the planned segments; one object open at a time.
+fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encoded>> {
+    let mut merge = Merge::open(segments, scratch)?;
+    let mut out = Vec::new();
+    let mut current: Option<(Partition, ObjectWriter, tempfile::TempPath)> = None;
+    while let Some(record) = merge.next()? {
+        if !plan.wants(&record) {
+            continue;
+        }
+        let partition = Partition::of(&record);
+        if current.as_ref().is_none_or(|(p, _, _)| *p != partition) {
+            if let Some((p, w, f)) = current.take() {
+                out.push(finish_object(p, w, f)?);
+            }
+            let (writer, file) = start_object(&partition, scratch)?;
+            current = Some((partition, writer, file));
+        }
+        if let Some((_, writer, _)) = current.as_mut() {
+            writer.write(&record)?;
+        }
+    }
+    if let Some((p, w, f)) = current.take() {
+        out.push(finish_object(p, w, f)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,69 @@
+//! The object layout of DESIGN §5, in one place.
+
+use chrono::{DateTime, Utc};
+
+use crate::staging::Partition;
+
+pub fn object_key(partition: &Partition, job: &str, export: u64) -> String {
+    let ds = partition.dataset.name();
+    format!(
+        "v1/{ds}/vendor={}/tenant={}/dt={}/{ds}-{job}-{}.csv.gz",
+        partition.vendor,
+        partition.tenant,
+        partition.day,
+        export_label(export)
+    )
+}
+
+/// `e000042`: padded so keys list in export order.
+pub fn export_label(export: u64) -> String {
+    format!("e{export:06}")
+}
+
+pub fn manifest_key(job: &str, export: u64) -> String {
+    format!("v1/_exports/{job}/{}.json", export_label(export))
+}
+
+pub fn window_key(job: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let t = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    format!("v1/_windows/{job}/{}_{}.json", t(start), t(end))
+}
+
+pub fn run_key(run_id: &str) -> String {
+    format!("v1/_runs/{run_id}.json")
+}
+
+pub fn pointer_key(job: &str) -> String {
+    format!("_state/exports/{job}/pointer.json")
+}
+
+pub fn plan_key(job: &str, export: u64) -> String {
+    format!("_state/exports/{job}/plan-{}.json", export_label(export))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Dataset;
+
+    #[test]
+    fn layout_matches_design() {
+        let p = Partition {
+            dataset: Dataset::Denials,
+            vendor: "oracle_fusion".into(),
+            tenant: "acme".into(),
+            day: "2026-03-05".into(),
+        };
+        assert_eq!(
+            object_key(&p, "weekly", 3),
+            "v1/denials/vendor=oracle_fusion/tenant=acme/dt=2026-03-05/denials-weekly-e000003.csv.gz"
+        );
+        let start = "2026-03-02T00:00:00Z".parse().unwrap_or_default();
+        let end = "2026-03-09T00:00:00Z".parse().unwrap_or_default();
+        assert_eq!(
+            window_key("weekly", start, end),
+            "v1/_windows/weekly/20260302T000000Z_20260309T000000Z.json"
+        );
+        assert_eq!(manifest_key("weekly", 3), "v1/_exports/weekly/e000003.json");
+    }
+}

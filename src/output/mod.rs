@@ -1,0 +1,8 @@
+//! From staging to objects: CSV encoding, object keys, export plans, manifests and markers,
+//! and the export itself.
+
+pub mod csv;
+pub mod export;
+pub mod keys;
+pub mod manifest;
+pub mod plan;

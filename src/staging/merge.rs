@@ -1,0 +1,181 @@
+//! Streaming k-way merge of sorted segments: exports read a week of staging in one ordered
+//! pass, holding one record per segment, never sorting the week in memory.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Lines, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use uuid::Uuid;
+
+use crate::model::{Dataset, Record};
+
+/// The order of records in segments and exports: partitions come out contiguous, rows within
+/// a partition by time, ties broken by id so the bytes never depend on arrival order.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SortKey<'a> {
+    dataset: Dataset,
+    vendor: &'a str,
+    tenant: &'a str,
+    time: i64,
+    uid: Uuid,
+}
+
+impl SortKey<'_> {
+    pub fn of(record: &Record) -> SortKey<'_> {
+        let h = record.head();
+        SortKey {
+            dataset: record.dataset(),
+            vendor: &h.vendor,
+            tenant: &h.tenant,
+            time: h.time,
+            uid: h.event_uid,
+        }
+    }
+}
+
+/// Past this many inputs, segments are merged in rounds through temporary files, so open
+/// files and buffers stay bounded however many segments a week has.
+const MAX_FAN_IN: usize = 64;
+
+struct Reader {
+    path: PathBuf,
+    lines: Lines<BufReader<MultiGzDecoder<File>>>,
+    line: u64,
+}
+
+impl Reader {
+    fn open(path: &Path) -> Result<Reader> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut lines = BufReader::with_capacity(32 * 1024, MultiGzDecoder::new(file)).lines();
+        // The first line is the segment header.
+        lines.next().transpose()?;
+        Ok(Reader {
+            path: path.to_path_buf(),
+            lines,
+            line: 1,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<Record>> {
+        let Some(line) = self.lines.next().transpose()? else {
+            return Ok(None);
+        };
+        self.line += 1;
+        let record = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: unreadable staged record",
+                self.path.display(),
+                self.line
+            )
+        })?;
+        Ok(Some(record))
+    }
+}
+
+struct Head {
+    record: Record,
+    reader: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    // Reversed: BinaryHeap is a max-heap and the merge wants the smallest first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (SortKey::of(&other.record), other.reader).cmp(&(SortKey::of(&self.record), self.reader))
+    }
+}
+
+pub struct Merge {
+    readers: Vec<Reader>,
+    heap: BinaryHeap<Head>,
+    last_uid: Option<Uuid>,
+    _rounds: Vec<tempfile::TempPath>,
+}
+
+impl Merge {
+    /// Merges sorted segment files; `scratch` takes intermediate rounds when there are many.
+    pub fn open(paths: &[PathBuf], scratch: &Path) -> Result<Merge> {
+        let mut rounds = Vec::new();
+        let mut inputs: Vec<PathBuf> = paths.to_vec();
+        while inputs.len() > MAX_FAN_IN {
+            let mut next = Vec::new();
+            for chunk in inputs.chunks(MAX_FAN_IN) {
+                let tmp = tempfile::Builder::new()
+                    .prefix("merge-")
+                    .tempfile_in(scratch)?
+                    .into_temp_path();
+                Merge::open_direct(chunk, Vec::new())?.write_to(&tmp)?;
+                next.push(tmp.to_path_buf());
+                rounds.push(tmp);
+            }
+            inputs = next;
+        }
+        Merge::open_direct(&inputs, rounds)
+    }
+
+    fn open_direct(paths: &[PathBuf], rounds: Vec<tempfile::TempPath>) -> Result<Merge> {
+        let mut readers = Vec::with_capacity(paths.len());
+        let mut heap = BinaryHeap::with_capacity(paths.len());
+        for (i, path) in paths.iter().enumerate() {
+            let mut reader = Reader::open(path)?;
+            if let Some(record) = reader.next()? {
+                heap.push(Head { record, reader: i });
+            }
+            readers.push(reader);
+        }
+        Ok(Merge {
+            readers,
+            heap,
+            last_uid: None,
+            _rounds: rounds,
+        })
+    }
+
+    /// The next record in order; a record staged twice (same event_uid) comes out once.
+    pub fn next(&mut self) -> Result<Option<Record>> {
+        loop {
+            let Some(Head { record, reader }) = self.heap.pop() else {
+                return Ok(None);
+            };
+            if let Some(next) = self.readers[reader].next()? {
+                self.heap.push(Head {
+                    record: next,
+                    reader,
+                });
+            }
+            let uid = record.head().event_uid;
+            if self.last_uid == Some(uid) {
+                continue;
+            }
+            self.last_uid = Some(uid);
+            return Ok(Some(record));
+        }
+    }
+
+    fn write_to(mut self, path: &Path) -> Result<()> {
+        let mut gz = GzEncoder::new(BufWriter::new(File::create(path)?), Compression::fast());
+        gz.write_all(b"{}\n")?;
+        while let Some(record) = self.next()? {
+            serde_json::to_writer(&mut gz, &record)?;
+            gz.write_all(b"\n")?;
+        }
+        gz.finish()?.flush()?;
+        Ok(())
+    }
+}

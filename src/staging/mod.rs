@@ -1,0 +1,404 @@
+//! The staging log (DESIGN §2): per source, numbered immutable segments of normalized records,
+//! and a checkpoint that commits them.
+//!
+//! A collection writes segment `n+1` create-only, then moves the checkpoint (cursor, highest
+//! committed segment, dedup set) with a conditional replace. Segments above the checkpoint's
+//! number were written by a collection that died before committing; the next session deletes
+//! them, so a record is staged once even when a crash forces a re-read.
+
+mod merge;
+
+pub use merge::{Merge, SortKey};
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Temporary;
+use crate::model::{Dataset, Record, utc_day};
+use crate::privacy::Privacy;
+use crate::store::{Body, LocalCopy, PutOutcome, ReplaceOutcome, SharedStore, Version};
+
+/// Where a source stands, committed after each staged page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The highest committed segment; exports read segments up to it.
+    pub segment: u64,
+    /// The source's own resume state.
+    pub cursor: Option<serde_json::Value>,
+    /// Everything up to this time has been collected (epoch ms).
+    pub watermark_ms: Option<i64>,
+    /// When the last successful collection ran, for `collect_every`.
+    pub last_collect_ms: Option<i64>,
+    /// event_uid and event time of what was staged recently, to drop what a re-scan reads
+    /// again.
+    #[serde(default)]
+    pub dedup: Vec<(Uuid, i64)>,
+}
+
+/// First line of a segment: what is in it, so export plans need not read the records.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentHeader {
+    pub format: u32,
+    pub source: String,
+    pub segment: u64,
+    pub created_ms: i64,
+    pub rows: u64,
+    pub partitions: Vec<PartitionCount>,
+}
+
+/// Rows of one (dataset, vendor, tenant, day): one exported object per export.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Partition {
+    pub dataset: Dataset,
+    pub vendor: String,
+    pub tenant: String,
+    /// `YYYY-MM-DD`, the UTC day of the events.
+    pub day: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionCount {
+    #[serde(flatten)]
+    pub partition: Partition,
+    pub rows: u64,
+}
+
+impl Partition {
+    pub fn of(record: &Record) -> Partition {
+        let head = record.head();
+        Partition {
+            dataset: record.dataset(),
+            vendor: head.vendor.clone(),
+            tenant: head.tenant.clone(),
+            day: utc_day(head.time),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Staging {
+    store: SharedStore,
+}
+
+fn checkpoint_key(source: &str) -> String {
+    format!("_state/sources/{source}/checkpoint.json")
+}
+
+fn segment_prefix(source: &str) -> String {
+    format!("_state/staging/{source}/")
+}
+
+fn segment_key(source: &str, segment: u64) -> String {
+    format!("{}{segment:012}.jsonl.gz", segment_prefix(source))
+}
+
+impl Staging {
+    pub fn new(store: SharedStore) -> Self {
+        Staging { store }
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub async fn checkpoint(&self, source: &str) -> Result<(Checkpoint, Option<Version>)> {
+        match self.store.get(&checkpoint_key(source)).await? {
+            Some((bytes, version)) => {
+                let checkpoint = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading the checkpoint of source {source}"))?;
+                Ok((checkpoint, Some(version)))
+            }
+            None => Ok((Checkpoint::default(), None)),
+        }
+    }
+
+    /// Segment numbers stored for a source, committed or not, ascending.
+    pub async fn segments(&self, source: &str) -> Result<Vec<u64>> {
+        let prefix = segment_prefix(source);
+        let mut out: Vec<u64> = self
+            .store
+            .list(&prefix)
+            .await?
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix(&prefix)?
+                    .strip_suffix(".jsonl.gz")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    pub async fn fetch_segment(
+        &self,
+        source: &str,
+        segment: u64,
+        scratch: &Path,
+    ) -> Result<LocalCopy> {
+        self.store
+            .fetch_to_file(&segment_key(source, segment), scratch)
+            .await?
+            .with_context(|| format!("staging segment {segment} of source {source} is missing"))
+    }
+
+    pub async fn segment_header(
+        &self,
+        source: &str,
+        segment: u64,
+        scratch: &Path,
+    ) -> Result<SegmentHeader> {
+        let copy = self.fetch_segment(source, segment, scratch).await?;
+        let path = copy.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let _keep = copy;
+            read_header(&path)
+        })
+        .await?
+    }
+
+    pub async fn delete_segment(&self, source: &str, segment: u64) -> Result<()> {
+        self.store.delete(&segment_key(source, segment)).await
+    }
+
+    /// Starts a collection: drops segments a crashed collection left uncommitted.
+    pub async fn open<'a>(
+        &'a self,
+        source: &str,
+        now: DateTime<Utc>,
+        privacy: &'a Privacy,
+        dedup_horizon: chrono::Duration,
+    ) -> Result<SourceSession<'a>> {
+        let (checkpoint, version) = self.checkpoint(source).await?;
+        for orphan in self
+            .segments(source)
+            .await?
+            .into_iter()
+            .filter(|s| *s > checkpoint.segment)
+        {
+            tracing::warn!(
+                source,
+                segment = orphan,
+                "deleting a staging segment an interrupted collection did not commit"
+            );
+            self.delete_segment(source, orphan).await?;
+        }
+        let seen = checkpoint.dedup.iter().map(|(u, _)| *u).collect();
+        Ok(SourceSession {
+            staging: self,
+            source: source.to_string(),
+            checkpoint,
+            version,
+            seen,
+            now,
+            privacy,
+            dedup_horizon,
+            stats: CollectStats::default(),
+        })
+    }
+}
+
+/// What one collection did, for the summary and the run record.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CollectStats {
+    pub pages: u64,
+    pub staged: u64,
+    pub duplicates: u64,
+    pub segments: Vec<u64>,
+    /// Per dataset, rows staged.
+    pub by_dataset: BTreeMap<String, u64>,
+    pub malformed: u64,
+    /// The first malformed inputs, with file and line.
+    pub malformed_examples: Vec<String>,
+    /// Source-specific counters (lines read, files...).
+    pub counters: BTreeMap<String, u64>,
+}
+
+const MALFORMED_EXAMPLES: usize = 20;
+
+/// One collection of one source, given to `Source::collect`.
+pub struct SourceSession<'a> {
+    staging: &'a Staging,
+    source: String,
+    checkpoint: Checkpoint,
+    version: Option<Version>,
+    seen: HashSet<Uuid>,
+    now: DateTime<Utc>,
+    privacy: &'a Privacy,
+    dedup_horizon: chrono::Duration,
+    stats: CollectStats,
+}
+
+impl SourceSession<'_> {
+    pub fn cursor(&self) -> Option<&serde_json::Value> {
+        self.checkpoint.cursor.as_ref()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    pub fn count(&mut self, counter: &str, n: u64) {
+        *self.stats.counters.entry(counter.to_string()).or_default() += n;
+    }
+
+    /// Bad input is counted and reported with where it was; it never stops the collection.
+    pub fn malformed(&mut self, at: &str, reason: &str) {
+        self.stats.malformed += 1;
+        if self.stats.malformed_examples.len() < MALFORMED_EXAMPLES {
+            tracing::warn!(source = %self.source, at, reason, "skipping malformed input");
+            self.stats
+                .malformed_examples
+                .push(format!("{at}: {reason}"));
+        }
+    }
+
+    /// Stages a page and commits the cursor that follows it. Records already staged (same
+    /// event_uid) are dropped; personal data is handled per `[privacy]` before anything is
+    /// written.
+    pub async fn save(&mut self, records: Vec<Record>, cursor: serde_json::Value) -> Result<()> {
+        self.stats.pages += 1;
+        let mut fresh = Vec::with_capacity(records.len());
+        for mut record in records {
+            let uid = record.head().event_uid;
+            if !self.seen.insert(uid) {
+                self.stats.duplicates += 1;
+                continue;
+            }
+            self.privacy.apply(&mut record);
+            self.checkpoint.dedup.push((uid, record.head().time));
+            fresh.push(record);
+        }
+        let mut next = self.checkpoint.clone();
+        next.cursor = Some(cursor);
+        if !fresh.is_empty() {
+            next.segment += 1;
+            let segment = next.segment;
+            let bytes = encode_segment(&self.source, segment, self.now, &mut fresh)?;
+            let key = segment_key(&self.source, segment);
+            match self
+                .staging
+                .store
+                .put_new(&key, Body::Bytes(bytes), &Default::default())
+                .await?
+            {
+                PutOutcome::Created => {}
+                PutOutcome::AlreadyExists(_) => {
+                    return Err(Temporary(format!(
+                        "staging segment {segment} of source {} appeared while writing it: another scopetrail process is collecting this source",
+                        self.source
+                    ))
+                    .into());
+                }
+            }
+            self.stats.staged += fresh.len() as u64;
+            self.stats.segments.push(segment);
+            for r in &fresh {
+                *self
+                    .stats
+                    .by_dataset
+                    .entry(r.dataset().name().to_string())
+                    .or_default() += 1;
+            }
+        }
+        self.commit(next).await
+    }
+
+    /// Ends a successful collection: everything up to `watermark` is collected.
+    pub async fn finish(mut self, watermark: DateTime<Utc>) -> Result<CollectStats> {
+        let mut next = self.checkpoint.clone();
+        next.watermark_ms = Some(watermark.timestamp_millis());
+        next.last_collect_ms = Some(self.now.timestamp_millis());
+        let horizon = (self.now - self.dedup_horizon).timestamp_millis();
+        next.dedup.retain(|(_, t)| *t >= horizon);
+        self.commit(next).await?;
+        Ok(self.stats)
+    }
+
+    /// What was done so far, when the collection failed part way: its staged pages stay.
+    pub fn stats(&self) -> &CollectStats {
+        &self.stats
+    }
+
+    async fn commit(&mut self, next: Checkpoint) -> Result<()> {
+        let bytes = serde_json::to_vec(&next)?;
+        let key = checkpoint_key(&self.source);
+        match self
+            .staging
+            .store
+            .replace(&key, bytes, self.version.as_ref())
+            .await?
+        {
+            ReplaceOutcome::Replaced => {}
+            ReplaceOutcome::Conflict => {
+                return Err(Temporary(format!(
+                    "the checkpoint of source {} changed under this run: another scopetrail process is collecting it",
+                    self.source
+                ))
+                .into());
+            }
+        }
+        let (_, version) = self.staging.checkpoint(&self.source).await?;
+        self.version = version;
+        self.checkpoint = next;
+        Ok(())
+    }
+}
+
+/// A segment's bytes: the header line, then the records in merge order.
+fn encode_segment(
+    source: &str,
+    segment: u64,
+    now: DateTime<Utc>,
+    records: &mut [Record],
+) -> Result<Vec<u8>> {
+    records.sort_by(|a, b| SortKey::of(a).cmp(&SortKey::of(b)));
+    let mut partitions: Vec<PartitionCount> = Vec::new();
+    for r in records.iter() {
+        let p = Partition::of(r);
+        match partitions.last_mut() {
+            Some(last) if last.partition == p => last.rows += 1,
+            _ => partitions.push(PartitionCount {
+                partition: p,
+                rows: 1,
+            }),
+        }
+    }
+    let header = SegmentHeader {
+        format: 1,
+        source: source.to_string(),
+        segment,
+        created_ms: now.timestamp_millis(),
+        rows: records.len() as u64,
+        partitions,
+    };
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    serde_json::to_writer(&mut gz, &header)?;
+    gz.write_all(b"\n")?;
+    for r in records.iter() {
+        serde_json::to_writer(&mut gz, r)?;
+        gz.write_all(b"\n")?;
+    }
+    Ok(gz.finish()?)
+}
+
+fn read_header(path: &Path) -> Result<SegmentHeader> {
+    let file = std::fs::File::open(path)?;
+    let mut line = String::new();
+    BufReader::new(MultiGzDecoder::new(file)).read_line(&mut line)?;
+    serde_json::from_str(&line).with_context(|| format!("reading the header of {}", path.display()))
+}

@@ -1,0 +1,180 @@
+//! The short summary a person reads after `scopetrail run`: what was collected, what was
+//! exported where, and what was late or failed.
+
+use std::fmt::Write;
+
+use crate::pipeline::{Clock, RunReport, SourceOutcome};
+
+/// `2026-03-09 00:00 UTC`: the RFC 3339 of the records is for machines.
+fn short(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let clock = match report.clock {
+        Clock::System => String::new(),
+        Clock::Flag => format!(" (clock set by --now to {})", short(&report.now)),
+        Clock::Pinned => format!(
+            " (clock pinned by the configuration to {})",
+            short(&report.now)
+        ),
+    };
+    let _ = writeln!(out, "scopetrail run {}{clock}", report.run_id);
+
+    let _ = writeln!(out, "\ncollected");
+    let mut collected_any = false;
+    for s in &report.sources {
+        match &s.outcome {
+            SourceOutcome::Collected { stats } => {
+                collected_any = true;
+                let counters = stats
+                    .counters
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let by_dataset = if stats.by_dataset.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        stats
+                            .by_dataset
+                            .iter()
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let _ = write!(
+                    out,
+                    "  {} ({}): {counters}; {} rows staged{by_dataset}",
+                    s.name, s.kind, stats.staged
+                );
+                if stats.duplicates > 0 {
+                    let _ = write!(out, ", {} duplicates dropped", stats.duplicates);
+                }
+                if stats.malformed > 0 {
+                    let _ = write!(out, ", {} malformed inputs skipped", stats.malformed);
+                }
+                out.push('\n');
+                for example in stats.malformed_examples.iter().take(3) {
+                    let _ = writeln!(out, "      malformed: {example}");
+                }
+            }
+            SourceOutcome::NotDue { next_at } => {
+                let _ = writeln!(
+                    out,
+                    "  {} ({}): not due; next collection at {}",
+                    s.name,
+                    s.kind,
+                    short(next_at)
+                );
+            }
+            SourceOutcome::Failed { stats, .. } => {
+                collected_any |= stats.staged > 0;
+                let _ = writeln!(
+                    out,
+                    "  {} ({}): FAILED after staging {} rows (kept); see below",
+                    s.name, s.kind, stats.staged
+                );
+            }
+        }
+    }
+    if report.sources.is_empty() {
+        let _ = writeln!(out, "  no sources configured");
+    } else if !collected_any {
+        let _ = writeln!(out, "  nothing new");
+    }
+
+    let _ = writeln!(out, "\nexported (under {})", report.store);
+    for job in &report.jobs {
+        for e in &job.exports {
+            let state = if e.complete {
+                "complete".to_string()
+            } else {
+                format!("INCOMPLETE: late {}", e.late_sources.join(", "))
+            };
+            let replay = if e.replayed {
+                ", replayed after an interruption"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  job {} export e{:06}: window {} .. {} ({state}{replay}), {} rows in {} files",
+                job.job,
+                e.export,
+                short(&e.window_start),
+                short(&e.window_end),
+                e.objects.iter().map(|o| o.rows).sum::<u64>(),
+                e.objects.len()
+            );
+            for o in &e.objects {
+                let _ = writeln!(
+                    out,
+                    "    {:<18} vendor={} tenant={} dt={}  {} rows",
+                    o.dataset, o.vendor, o.tenant, o.dt, o.rows
+                );
+            }
+            let _ = writeln!(out, "    manifest {}", e.manifest);
+        }
+        if let Some(w) = &job.waiting {
+            let why = if w.open {
+                format!(
+                    "still open; exported once its sources have collected past its end, by {} at the latest",
+                    short(&w.deadline)
+                )
+            } else {
+                format!(
+                    "ended; waiting for {} to collect past its end, exported incomplete at {} otherwise",
+                    w.waiting_for.join(", "),
+                    short(&w.deadline)
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  job {}: next window {} .. {} {why}",
+                job.job,
+                short(&w.window_start),
+                short(&w.window_end)
+            );
+        }
+    }
+    if !report.exported_anything() {
+        let _ = writeln!(out, "  nothing new to export");
+    }
+
+    let _ = writeln!(out, "\nlate or failed");
+    let late: Vec<String> = report
+        .jobs
+        .iter()
+        .flat_map(|j| &j.exports)
+        .filter(|e| !e.complete)
+        .map(|e| {
+            format!(
+                "  job {} export e{:06} was exported incomplete: {} late",
+                e.job,
+                e.export,
+                e.late_sources.join(", ")
+            )
+        })
+        .collect();
+    if late.is_empty() && report.failures.is_empty() {
+        let _ = writeln!(out, "  nothing");
+    }
+    for l in late {
+        let _ = writeln!(out, "{l}");
+    }
+    for f in &report.failures {
+        let kind = if f.temporary { " (temporary)" } else { "" };
+        let _ = writeln!(out, "  {}{kind}: {}", f.what, f.error);
+    }
+    if let Some(key) = &report.run_record {
+        let _ = writeln!(out, "\nrun record: {key}");
+    }
+    out
+}
