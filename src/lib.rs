@@ -6,6 +6,7 @@
 pub mod bindings;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod logging;
 pub mod model;

@@ -204,13 +204,14 @@ fn validate(arg: &ConfigArg) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(
-        "{}: valid ({} tenants, {} sources, {} credentials, {} jobs)",
+        "{}: valid ({}, {}, {}, {})",
         path.display(),
-        config.tenants.len(),
-        config.sources.len(),
-        config.credentials.len(),
-        config.jobs.len()
+        count(config.tenants.len(), "tenant"),
+        count(config.sources.len(), "source"),
+        count(config.credentials.len(), "credential"),
+        count(config.jobs.len(), "job")
     );
     let now = config.clock.unwrap_or_else(Utc::now);
     for job in config.jobs.values() {

@@ -162,7 +162,7 @@ fn check_credentials(config: &Config, diags: &mut Diagnostics) {
                         &b.loc,
                         Severity::Error,
                         format!(
-                            "{what} is bound to {target}, which no source covers: add a `{}` source for tenant `{}`, or an http_log [[sources.NAME.hosts]] mapping",
+                            "{what} is bound to {target}, which no source covers: add a source of vendor `{}` for tenant `{}`, or an http_log [[sources.NAME.hosts]] mapping to them",
                             b.vendor, b.tenant
                         ),
                     );

@@ -255,7 +255,9 @@ struct RawCredential {
     client_id: Option<String>,
     issuer: Option<String>,
     access_key_id: Option<String>,
-    token: Option<Spanned<SecretRef>>,
+    /// Parsed after decoding, so a pasted secret does not hide the credential's other
+    /// problems.
+    token: Option<Spanned<String>>,
     #[serde(default)]
     hints: Vec<String>,
     #[serde(default)]
@@ -272,7 +274,7 @@ struct RawBinding {
 
 #[derive(Deserialize)]
 struct RawPrivacy {
-    key: Option<Spanned<SecretRef>>,
+    key: Option<Spanned<String>>,
     #[serde(default)]
     columns: BTreeMap<String, Spanned<PrivacyAction>>,
 }
@@ -524,17 +526,14 @@ fn decode_source(
     tenants: &BTreeMap<String, Tenant>,
 ) -> Option<SourceSpec> {
     let what = format!("source `{}`", name.get_ref());
-    let mut ok = true;
     if let Err(e) = Name::check(name.get_ref()) {
         doc.error(name.span(), e);
-        ok = false;
     }
     if name.get_ref().starts_with("scopetrail") {
         doc.error(
             name.span(),
             "source names starting with `scopetrail` are reserved for scopetrail's own sources",
         );
-        ok = false;
     }
     let DeValue::Table(table) = value.get_ref() else {
         doc.error(value.span(), format!("{what} must be a table"));
@@ -572,7 +571,6 @@ fn decode_source(
             common.tenant.span(),
             format!("{what}: tenant `{tenant}` is not defined under [tenants]"),
         );
-        ok = false;
     }
     let collect_every = common
         .collect_every
@@ -593,14 +591,12 @@ fn decode_source(
                 Dur(retention.0 / 2)
             ),
         );
-        ok = false;
     }
     if collect_every.0.is_zero() {
         doc.error(
             name.span(),
             format!("{what}: collect_every must be more than zero"),
         );
-        ok = false;
     }
     let cadence = Cadence {
         collect_every,
@@ -614,7 +610,8 @@ fn decode_source(
             .rescan_overlap
             .unwrap_or(Dur(std::time::Duration::ZERO)),
     };
-    ok.then(|| SourceSpec {
+    // Kept even when a check failed, so jobs that list it are still checked against it.
+    Some(SourceSpec {
         name: name.get_ref().to_string(),
         tenant,
         cadence,
@@ -630,16 +627,10 @@ fn decode_credential(
 ) -> Option<Credential> {
     let raw: RawCredential = doc.decode(value, "[[credentials]]")?;
     let what = format!("credential `{}` ({})", raw.name, raw.environment);
-    let token = match &raw.token {
-        Some(r) => match r.get_ref().resolve(base_dir) {
-            Ok(secret) => Some(secret),
-            Err(e) => {
-                doc.error(r.span(), format!("{what}: {e}"));
-                None
-            }
-        },
-        None => None,
-    };
+    let token = raw
+        .token
+        .as_ref()
+        .and_then(|r| resolve_secret(doc, r, base_dir, &format!("{what}: token")));
     if raw.client_id.is_none() && raw.access_key_id.is_none() && raw.token.is_none() {
         doc.error(
             value.span(),
@@ -674,6 +665,23 @@ fn decode_credential(
     })
 }
 
+/// Parses and reads a secret reference; errors name the reference, never a value.
+fn resolve_secret(
+    doc: &mut Doc<'_>,
+    text: &Spanned<String>,
+    base_dir: &Path,
+    what: &str,
+) -> Option<SecretString> {
+    let resolved = SecretRef::parse(text.get_ref()).and_then(|r| r.resolve(base_dir));
+    match resolved {
+        Ok(secret) => Some(secret),
+        Err(e) => {
+            doc.error(text.span(), format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
 fn decode_privacy(doc: &mut Doc<'_>, value: &Spanned<DeValue<'_>>, base_dir: &Path) -> Privacy {
     let Some(raw) = doc.decode::<RawPrivacy>(value, "[privacy]") else {
         return Privacy::default();
@@ -681,13 +689,7 @@ fn decode_privacy(doc: &mut Doc<'_>, value: &Spanned<DeValue<'_>>, base_dir: &Pa
     let key = raw
         .key
         .as_ref()
-        .and_then(|r| match r.get_ref().resolve(base_dir) {
-            Ok(secret) => Some(secret),
-            Err(e) => {
-                doc.error(r.span(), format!("[privacy] key: {e}"));
-                None
-            }
-        });
+        .and_then(|r| resolve_secret(doc, r, base_dir, "[privacy] key"));
     let personal: Vec<&str> = Dataset::ALL
         .iter()
         .flat_map(|d| d.columns())

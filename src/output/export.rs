@@ -133,7 +133,10 @@ impl Exporter<'_> {
                                 .replace(&keys::plan_key(&job.name, next), bytes, None)
                                 .await?
                             {
-                                ReplaceOutcome::Replaced => (plan, false),
+                                ReplaceOutcome::Replaced => {
+                                    crate::failpoint::hit("export.after_plan");
+                                    (plan, false)
+                                }
                                 // Another process planned it first: replay theirs.
                                 ReplaceOutcome::Conflict => continue,
                             }
@@ -312,6 +315,7 @@ impl Exporter<'_> {
             if self.put_object(key, e).await? {
                 written += 1;
             }
+            crate::failpoint::hit("export.after_object");
             objects.push(ManifestObject {
                 key: key.to_string(),
                 dataset: e.partition.dataset.name().to_string(),
@@ -346,6 +350,7 @@ impl Exporter<'_> {
         };
         let manifest_key = keys::manifest_key(&plan.job, plan.export);
         self.put_json(&manifest_key, &manifest).await?;
+        crate::failpoint::hit("export.after_manifest");
         let marker = WindowMarker {
             format: 1,
             job: plan.job.clone(),
@@ -358,6 +363,7 @@ impl Exporter<'_> {
         };
         self.put_json(&keys::window_key(&plan.job, start, end), &marker)
             .await?;
+        crate::failpoint::hit("export.after_marker");
         Ok(ExportReport {
             job: plan.job.clone(),
             export: plan.export,
@@ -444,7 +450,10 @@ impl Exporter<'_> {
             )
             .await?
         {
-            ReplaceOutcome::Replaced => Ok(()),
+            ReplaceOutcome::Replaced => {
+                crate::failpoint::hit("export.after_commit");
+                Ok(())
+            }
             ReplaceOutcome::Conflict => Err(Temporary(format!(
                 "the export state of job {} changed under this run: another scopetrail process exported it",
                 plan.job
@@ -528,7 +537,7 @@ fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encod
     let mut merge = Merge::open(segments, scratch)?;
     let mut out = Vec::new();
     let mut current: Option<(Partition, ObjectWriter, tempfile::TempPath)> = None;
-    while let Some(record) = merge.next()? {
+    while let Some(record) = merge.next_record()? {
         if !plan.wants(&record) {
             continue;
         }

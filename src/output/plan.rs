@@ -74,7 +74,7 @@ impl Plan {
             && self
                 .tenants
                 .as_ref()
-                .is_none_or(|ts| ts.iter().any(|t| *t == record.head().tenant))
+                .is_none_or(|ts| ts.contains(&record.head().tenant))
     }
 
     pub fn wants_partition(&self, p: &Partition) -> bool {
@@ -82,7 +82,7 @@ impl Plan {
             && self
                 .tenants
                 .as_ref()
-                .is_none_or(|ts| ts.iter().any(|t| *t == p.tenant))
+                .is_none_or(|ts| ts.contains(&p.tenant))
     }
 
     pub fn window(&self) -> (DateTime<Utc>, DateTime<Utc>) {

@@ -81,12 +81,13 @@ pub struct Fields {
     pub credential_hint: Option<String>,
     pub request_id: Option<String>,
     pub www_authenticate: Option<String>,
-    pub retry_after: Option<String>,
     /// The vendor's error code in the logged response body (`insufficient_scope`,
     /// `INSUFFICIENT_ACCESS`).
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub user_agent: Option<String>,
+    /// The user the integration acted for, when it logs one (personal data: see `[privacy]`).
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,10 +258,11 @@ enum Message {
 #[async_trait]
 impl Source for HttpLog {
     async fn collect(&mut self, session: &mut SourceSession<'_>) -> Result<()> {
-        let cursor: Cursor = match session.cursor() {
-            Some(v) => serde_json::from_value(v.clone()).context("reading the http_log cursor")?,
-            None => Cursor::default(),
-        };
+        let cursor: Option<Cursor> = session
+            .cursor()
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .context("reading the http_log cursor")?;
         let now = session.now();
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let reader = self.inner.clone();
@@ -285,9 +287,15 @@ fn send(tx: &Tx, message: Message) -> Result<()> {
 }
 
 impl Reader {
-    fn read_all(&self, mut cursor: Cursor, now: DateTime<Utc>, tx: &Tx) -> Result<()> {
+    fn read_all(&self, cursor: Option<Cursor>, now: DateTime<Utc>, tx: &Tx) -> Result<()> {
         let now_ms = now.timestamp_millis();
-        let since_ms = now_ms - self.lookback.ms();
+        // Only the first collection is bounded by the lookback; after that every new line
+        // counts, late ones included.
+        let since_ms = match cursor {
+            None => now_ms - self.lookback.ms(),
+            Some(_) => i64::MIN,
+        };
+        let mut cursor = cursor.unwrap_or_default();
         let mut page = Vec::new();
         let (mut files, mut lines) = (0, 0);
         for path in self.files()? {
@@ -496,7 +504,7 @@ impl Reader {
             api_operation: path.as_deref().map(route_template),
             http_method: text_of(&f.method).map(|m| m.to_ascii_uppercase()),
             url_path: path,
-            actor_user: None,
+            actor_user: text_of(&f.user),
             actor_app: client_id,
             credential_uid: credential.and_then(|c| c.credential_uid()),
             required_scope: challenge.map(|c| c.scope).unwrap_or_default(),
@@ -631,6 +639,7 @@ struct FieldPaths {
     error_code: Option<Vec<String>>,
     error_message: Option<Vec<String>>,
     user_agent: Option<Vec<String>>,
+    user: Option<Vec<String>>,
 }
 
 impl FieldPaths {
@@ -651,6 +660,7 @@ impl FieldPaths {
             error_code: opt(&f.error_code),
             error_message: opt(&f.error_message),
             user_agent: opt(&f.user_agent),
+            user: opt(&f.user),
         }
     }
 }

@@ -148,7 +148,7 @@ impl Merge {
     }
 
     /// The next record in order; a record staged twice (same event_uid) comes out once.
-    pub fn next(&mut self) -> Result<Option<Record>> {
+    pub fn next_record(&mut self) -> Result<Option<Record>> {
         loop {
             let Some(Head { record, reader }) = self.heap.pop() else {
                 return Ok(None);
@@ -171,7 +171,7 @@ impl Merge {
     fn write_to(mut self, path: &Path) -> Result<()> {
         let mut gz = GzEncoder::new(BufWriter::new(File::create(path)?), Compression::fast());
         gz.write_all(b"{}\n")?;
-        while let Some(record) = self.next()? {
+        while let Some(record) = self.next_record()? {
             serde_json::to_writer(&mut gz, &record)?;
             gz.write_all(b"\n")?;
         }

@@ -305,6 +305,7 @@ impl SourceSession<'_> {
                     .into());
                 }
             }
+            crate::failpoint::hit("collect.after_segment");
             self.stats.staged += fresh.len() as u64;
             self.stats.segments.push(segment);
             for r in &fresh {
@@ -352,6 +353,7 @@ impl SourceSession<'_> {
                 .into());
             }
         }
+        crate::failpoint::hit("collect.after_checkpoint");
         let (_, version) = self.staging.checkpoint(&self.source).await?;
         self.version = version;
         self.checkpoint = next;

@@ -182,9 +182,8 @@ fn put_new(path: &Path, body: &Body, metadata: &Metadata) -> Result<PutOutcome> 
             Some(existing) => Ok(PutOutcome::AlreadyExists(existing)),
             None => anyhow::bail!("{} appeared and vanished while writing", path.display()),
         },
-        Err(e) => Err(anyhow::Error::new(e).context(format!(
-            "linking into place (the store folder must support hard links)"
-        ))),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context("linking into place (the store folder must support hard links)")),
     }
 }
 

@@ -1,0 +1,178 @@
+//! The README's first command: the demo job on the bundled sample data, twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use common::*;
+
+/// Copies demo/ (config, job, logs) to a temporary folder so the test leaves the tree alone.
+fn demo_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    for entry in walkdir::WalkDir::new(&demo).into_iter().flatten() {
+        let rel = entry.path().strip_prefix(&demo).expect("under demo");
+        if rel.starts_with("out") {
+            continue;
+        }
+        let target = dir.path().join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+    dir
+}
+
+/// The truth, computed from the sample logs without scopetrail's reader: request ids of the
+/// 401/403 lines of the week before the demo's pinned clock, per UTC day.
+fn denials_in_sample(logs: &Path) -> BTreeMap<String, String> {
+    let since = chrono::DateTime::parse_from_rfc3339("2026-03-02T01:00:00Z").expect("time");
+    let mut truth = BTreeMap::new();
+    for entry in std::fs::read_dir(logs).expect("logs") {
+        let path = entry.expect("entry").path();
+        let file = std::fs::File::open(&path).expect("log");
+        let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
+        } else {
+            Box::new(BufReader::new(file))
+        };
+        for line in reader.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line.expect("line")) else {
+                continue; // the sample's deliberately truncated line
+            };
+            let status = v["response"]["status"].as_i64().unwrap_or_default();
+            let ts = chrono::DateTime::parse_from_rfc3339(v["ts"].as_str().unwrap_or_default())
+                .expect("ts");
+            if (status == 401 || status == 403) && ts >= since {
+                truth.insert(
+                    v["request"]["id"].as_str().unwrap_or_default().to_string(),
+                    ts.format("%Y-%m-%d").to_string(),
+                );
+            }
+        }
+    }
+    truth
+}
+
+#[test]
+fn demo_exports_the_sample_week_once() {
+    let dir = demo_copy();
+    let config = dir.path().join("scopetrail.toml");
+    let out = dir.path().join("out");
+
+    let first = run(&config, &[], &[]);
+    first.assert_code(0);
+    assert!(first.stdout.contains("export e000001"), "{}", first.stdout);
+    assert!(first.stdout.contains("(complete)"), "{}", first.stdout);
+    assert!(
+        first.stdout.contains("1 malformed inputs skipped"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("erp-proxy.log-20260305.gz:2"),
+        "the malformed line is named with file and line: {}",
+        first.stdout
+    );
+
+    // Every denial of the sample, exactly once, under the dt of its day.
+    let truth = denials_in_sample(&dir.path().join("logs"));
+    assert_eq!(truth.len(), 66, "the sample has 66 denials in the window");
+    let exported = rows(&out, "denials");
+    let mut seen = BTreeMap::new();
+    for (key, row) in &exported {
+        let rid = row["request_id"].clone();
+        let day = truth
+            .get(&rid)
+            .unwrap_or_else(|| panic!("exported a row not in the input: {rid}"));
+        assert!(
+            key.contains(&format!("/dt={day}/")),
+            "{key} is not under dt={day}"
+        );
+        assert!(
+            seen.insert(rid, key.clone()).is_none(),
+            "a row exported twice"
+        );
+    }
+    assert_eq!(seen.len(), truth.len(), "rows lost");
+
+    // The layout of DESIGN §5.
+    let fusion = "v1/denials/vendor=oracle_fusion/tenant=acme-fusion/dt=2026-03-05/denials-weekly-e000001.csv.gz";
+    assert!(out.join(fusion).is_file());
+    assert!(out.join("v1/_exports/weekly/e000001.json").is_file());
+    assert!(
+        out.join("v1/_windows/weekly/20260302T000000Z_20260309T000000Z.json")
+            .is_file()
+    );
+    let fusion_rows = read_csv(&gunzip(&out.join(fusion)));
+    assert_eq!(
+        fusion_rows.len(),
+        37,
+        "DESIGN §1's 37 denials for erp-sync in prod"
+    );
+    let r = &fusion_rows[0];
+    assert_eq!(r["credential"], "erp-sync");
+    assert_eq!(r["environment"], "prod");
+    assert_eq!(
+        r["credential_uid"],
+        "https://idcs-acme.identity.oraclecloud.com#erp-sync"
+    );
+    assert_eq!(r["auth_error"], "insufficient_scope");
+    assert_eq!(r["required_scope"], "gl:journal:write");
+    assert_eq!(r["time_dt"], "2026-03-05T09:02:50.779Z");
+
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("v1/_exports/weekly/e000001.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    assert_eq!(manifest["rows"], 66);
+    assert_eq!(manifest["complete"], true);
+    let listed: u64 = manifest["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .map(|o| o["rows"].as_u64().unwrap_or_default())
+        .sum();
+    assert_eq!(listed, 66);
+
+    // The second run exports nothing new, says so, and changes no object.
+    let before = snapshot(&out);
+    let second = run(&config, &[], &[]);
+    second.assert_code(0);
+    assert!(
+        second.stdout.contains("nothing new to export"),
+        "{}",
+        second.stdout
+    );
+    assert!(second.stdout.contains("not due"), "{}", second.stdout);
+    let after = snapshot(&out);
+    for (key, bytes) in &before {
+        assert_eq!(after.get(key), Some(bytes), "{key} changed");
+    }
+
+    // The CSVs are what the schemas say.
+    if let Some(tool) = frictionless() {
+        for (_, path) in objects(&out, "denials") {
+            assert_valid_csv(&tool, &path, "denials");
+        }
+    }
+}
+
+/// Exported objects and markers by key (run records are new each run by design).
+fn snapshot(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(out.join("v1"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains("/_runs/"))
+        .map(|e| {
+            (
+                e.path().to_string_lossy().to_string(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect()
+}
