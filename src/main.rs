@@ -9,17 +9,8 @@ use scopetrail::config::{Config, Diagnostics};
 use scopetrail::error::{ConfigError, is_temporary};
 use scopetrail::logging::{self, LogFormat};
 use scopetrail::model::{Dataset, schema};
-use scopetrail::pipeline::{self, RunOptions};
+use scopetrail::pipeline::{self, RunOptions, exit};
 use scopetrail::summary;
-
-/// Exit codes, documented in `--help` and the README. 75 and 78 are sysexits' EX_TEMPFAIL and
-/// EX_CONFIG, which cron wrappers and systemd's `RestartPreventExitStatus=` understand.
-mod exit {
-    pub const OK: u8 = 0;
-    pub const PARTIAL: u8 = 1;
-    pub const TEMPORARY: u8 = 75;
-    pub const CONFIG: u8 = 78;
-}
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -169,21 +160,16 @@ fn run(args: RunArgs) -> u8 {
     match result {
         Ok(report) => {
             print!("{}", summary::render(&report));
-            if report.failures.is_empty() {
-                return exit::OK;
+            let code = report.exit_code();
+            if let Some(first) = report.failures.first() {
+                let more = match report.failures.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more; see above)", n - 1),
+                };
+                // One line on stderr, so cron mail says what broke.
+                eprintln!("scopetrail: {}: {}{more}", first.what, first.error);
             }
-            let first = &report.failures[0];
-            let more = match report.failures.len() {
-                1 => String::new(),
-                n => format!(" (and {} more; see above)", n - 1),
-            };
-            // One line on stderr, so cron mail says what broke.
-            eprintln!("scopetrail: {}: {}{more}", first.what, first.error);
-            if report.failures.iter().all(|f| f.temporary) {
-                exit::TEMPORARY
-            } else {
-                exit::PARTIAL
-            }
+            code
         }
         Err(e) => {
             eprintln!("scopetrail: {e:#}");

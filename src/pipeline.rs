@@ -77,6 +77,7 @@ pub enum SourceOutcome {
     /// What was staged before the failure stays staged.
     Failed {
         error: String,
+        temporary: bool,
         stats: CollectStats,
     },
 }
@@ -105,9 +106,31 @@ pub struct Failure {
     pub temporary: bool,
 }
 
+/// Exit codes (documented in `--help` and the README). 75 and 78 are sysexits' EX_TEMPFAIL
+/// and EX_CONFIG, which cron wrappers and systemd's `RestartPreventExitStatus=` understand.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Something failed and the rest ran; what was collected is kept.
+    pub const PARTIAL: u8 = 1;
+    /// Only things a later run can get past failed.
+    pub const TEMPORARY: u8 = 75;
+    /// Nothing was run.
+    pub const CONFIG: u8 = 78;
+}
+
 impl RunReport {
     pub fn exported_anything(&self) -> bool {
         self.jobs.iter().any(|j| !j.exports.is_empty())
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        if self.failures.is_empty() {
+            exit::OK
+        } else if self.failures.iter().all(|f| f.temporary) {
+            exit::TEMPORARY
+        } else {
+            exit::PARTIAL
+        }
     }
 }
 
@@ -179,11 +202,14 @@ pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
     };
     for name in wanted {
         let r = collect(config, &staging, &ctx, name, now).await;
-        if let SourceOutcome::Failed { error, .. } = &r.outcome {
+        if let SourceOutcome::Failed {
+            error, temporary, ..
+        } = &r.outcome
+        {
             report.failures.push(Failure {
                 what: format!("source {name}"),
                 error: error.clone(),
-                temporary: false,
+                temporary: *temporary,
             });
         }
         report.sources.push(r);
@@ -281,6 +307,7 @@ async fn collect(
         tracing::error!(source = name, error = %format!("{e:#}"), "collection failed");
         SourceOutcome::Failed {
             error: format!("{e:#}"),
+            temporary: is_temporary(&e),
             stats,
         }
     };
@@ -329,4 +356,41 @@ async fn collect(
         .ok()
         .map(|(c, _)| (&c).into());
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(failures: &[bool]) -> RunReport {
+        RunReport {
+            run_id: String::new(),
+            version: "",
+            started_at: String::new(),
+            finished_at: String::new(),
+            now: String::new(),
+            clock: Clock::System,
+            store: String::new(),
+            sources: Vec::new(),
+            jobs: Vec::new(),
+            failures: failures
+                .iter()
+                .map(|&temporary| Failure {
+                    what: "x".into(),
+                    error: "y".into(),
+                    temporary,
+                })
+                .collect(),
+            cleanup: Cleanup::default(),
+            run_record: None,
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(report(&[]).exit_code(), exit::OK);
+        assert_eq!(report(&[true, true]).exit_code(), exit::TEMPORARY);
+        assert_eq!(report(&[true, false]).exit_code(), exit::PARTIAL);
+        assert_eq!(report(&[false]).exit_code(), exit::PARTIAL);
+    }
 }

@@ -58,7 +58,12 @@ pub fn render(report: &RunReport) -> String {
                     let _ = write!(out, ", {} duplicates dropped", stats.duplicates);
                 }
                 if stats.malformed > 0 {
-                    let _ = write!(out, ", {} malformed inputs skipped", stats.malformed);
+                    let _ = write!(
+                        out,
+                        ", {} malformed input{} skipped",
+                        stats.malformed,
+                        if stats.malformed == 1 { "" } else { "s" }
+                    );
                 }
                 out.push('\n');
                 for example in stats.malformed_examples.iter().take(3) {

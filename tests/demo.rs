@@ -69,7 +69,7 @@ fn demo_exports_the_sample_week_once() {
     assert!(first.stdout.contains("export e000001"), "{}", first.stdout);
     assert!(first.stdout.contains("(complete)"), "{}", first.stdout);
     assert!(
-        first.stdout.contains("1 malformed inputs skipped"),
+        first.stdout.contains("1 malformed input skipped"),
         "{}",
         first.stdout
     );

@@ -347,3 +347,53 @@ fn exported_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
         })
         .collect()
 }
+
+#[test]
+fn staging_is_deleted_a_retention_after_its_export() {
+    let config = format!("{BASE_CONFIG}\n[defaults]\nstaging_retention = \"1d\"\n");
+    let s = Setup::new(&config, &[("weekly", WEEKLY_JOB)]);
+    let staged = |s: &Setup| -> Vec<String> {
+        let dir = s.out().join("_state/staging/proxy");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let plans = |s: &Setup| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(s.out().join("_state/exports/weekly"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.starts_with("plan-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    s.append("a.log", &[call("2026-03-05T10:00:00Z", 403, "r1")]);
+    s.run("2026-03-09T01:00:00Z").assert_code(0);
+    s.append("a.log", &[call("2026-03-12T10:00:00Z", 403, "r2")]);
+    assert_eq!(staged(&s), vec!["000000000001.jsonl.gz"]);
+    s.run("2026-03-16T01:00:00Z").assert_code(0);
+    // Export 1 is a week old: its segment went, the one export 2 just read stays.
+    assert_eq!(staged(&s), vec!["000000000002.jsonl.gz"]);
+    s.append("a.log", &[call("2026-03-19T10:00:00Z", 403, "r3")]);
+    // More than a day after both exports: their segments go, and the plans but the newest.
+    s.run("2026-03-20T00:00:00Z").assert_code(0);
+    assert_eq!(
+        staged(&s),
+        vec!["000000000003.jsonl.gz"],
+        "only the segment not yet exported stays"
+    );
+    assert_eq!(plans(&s), vec!["plan-e000002.json"]);
+    // The next export carries on from there, nothing lost, nothing twice.
+    s.run("2026-03-23T01:00:00Z").assert_code(0);
+    assert_eq!(request_ids(&s.out()), vec!["r1", "r2", "r3"]);
+}

@@ -404,3 +404,93 @@ fn read_header(path: &Path) -> Result<SegmentHeader> {
     BufReader::new(MultiGzDecoder::new(file)).read_line(&mut line)?;
     serde_json::from_str(&line).with_context(|| format!("reading the header of {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Denial, Header};
+
+    fn denial(tenant: &str, time: i64, id: &str) -> Record {
+        Denial {
+            head: Header {
+                time,
+                event_uid: crate::model::uid::uid_of(&[tenant, id]),
+                vendor: "v".into(),
+                tenant: tenant.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .into()
+    }
+
+    #[test]
+    fn merge_of_many_segments_is_ordered_and_drops_repeats() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let now = Utc::now();
+        let mut paths = Vec::new();
+        let mut expected = std::collections::BTreeSet::new();
+        // 150 segments: more than one merge round.
+        for s in 0..150u64 {
+            let mut records: Vec<Record> = (0..20)
+                .map(|i| {
+                    let t = ((s * 7919 + i * 104_729) % 10_000) as i64;
+                    let tenant = if i % 2 == 0 { "a" } else { "b" };
+                    denial(tenant, t, &format!("{s}-{i}"))
+                })
+                .collect();
+            // The same event staged again in a later segment comes out once.
+            if s > 0 {
+                records.push(denial("a", 0, "repeated"));
+            }
+            for r in &records {
+                expected.insert(r.head().event_uid);
+            }
+            let path = dir.path().join(format!("{s}.jsonl.gz"));
+            std::fs::write(&path, encode_segment("src", s + 1, now, &mut records)?)?;
+            paths.push(path);
+        }
+        let mut merge = Merge::open(&paths, dir.path())?;
+        let mut out = Vec::new();
+        while let Some(r) = merge.next_record()? {
+            out.push(r);
+        }
+        assert_eq!(out.len(), expected.len());
+        assert!(
+            out.windows(2)
+                .all(|w| SortKey::of(&w[0]) < SortKey::of(&w[1]))
+        );
+        assert_eq!(out[0].head().tenant, "a");
+        assert_eq!(out.last().map(|r| r.head().tenant.as_str()), Some("b"));
+        Ok(())
+    }
+
+    #[test]
+    fn segment_header_counts_partitions() -> Result<()> {
+        let mut records = vec![
+            denial("a", 86_400_000 + 5, "x"),
+            denial("a", 10, "y"),
+            denial("b", 20, "z"),
+        ];
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.jsonl.gz");
+        std::fs::write(&path, encode_segment("src", 7, Utc::now(), &mut records)?)?;
+        let header = read_header(&path)?;
+        assert_eq!(header.segment, 7);
+        assert_eq!(header.rows, 3);
+        let days: Vec<(String, String, u64)> = header
+            .partitions
+            .iter()
+            .map(|p| (p.partition.tenant.clone(), p.partition.day.clone(), p.rows))
+            .collect();
+        assert_eq!(
+            days,
+            vec![
+                ("a".into(), "1970-01-01".into(), 1),
+                ("a".into(), "1970-01-02".into(), 1),
+                ("b".into(), "1970-01-01".into(), 1)
+            ]
+        );
+        Ok(())
+    }
+}
