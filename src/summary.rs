@@ -97,13 +97,14 @@ pub fn render(report: &RunReport) -> String {
 
     let _ = writeln!(out, "\nexported (under {})", report.store);
     for job in &report.jobs {
-        for e in &job.exports {
+        for export in &job.exports {
+            let e = &export.manifest;
             let state = if e.complete {
                 "complete".to_string()
             } else {
                 format!("INCOMPLETE: late {}", e.late_sources.join(", "))
             };
-            let replay = if e.replayed {
+            let replay = if export.replayed {
                 ", replayed after an interruption"
             } else {
                 ""
@@ -125,7 +126,7 @@ pub fn render(report: &RunReport) -> String {
                     o.dataset, o.vendor, o.tenant, o.dt, o.rows
                 );
             }
-            let _ = writeln!(out, "    manifest {}", e.manifest);
+            let _ = writeln!(out, "    manifest {}", export.manifest_key);
         }
         if let Some(w) = &job.waiting {
             let why = if w.open {
@@ -158,6 +159,7 @@ pub fn render(report: &RunReport) -> String {
         .jobs
         .iter()
         .flat_map(|j| &j.exports)
+        .map(|e| &e.manifest)
         .filter(|e| !e.complete)
         .map(|e| {
             format!(

@@ -8,18 +8,22 @@ use std::path::Path;
 
 use common::*;
 
-fn markers(out: &Path) -> Vec<String> {
-    let dir = out.join("v1/_windows/weekly");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
+/// File names in a folder, sorted, hidden ones left out; none if it does not exist.
+fn names(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| !n.starts_with('.'))
+                .filter(|n| !n.starts_with('.') && n.starts_with(prefix))
                 .collect()
         })
         .unwrap_or_default();
     names.sort();
     names
+}
+
+fn markers(out: &Path) -> Vec<String> {
+    names(&out.join("v1/_windows/weekly"), "")
 }
 
 fn marker(out: &Path, name: &str) -> serde_json::Value {
@@ -352,31 +356,8 @@ fn exported_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
 fn staging_is_deleted_a_retention_after_its_export() {
     let config = format!("{BASE_CONFIG}\n[defaults]\nstaging_retention = \"1d\"\n");
     let s = Setup::new(&config, &[("weekly", WEEKLY_JOB)]);
-    let staged = |s: &Setup| -> Vec<String> {
-        let dir = s.out().join("_state/staging/proxy");
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
-    let plans = |s: &Setup| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(s.out().join("_state/exports/weekly"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| n.starts_with("plan-"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
+    let staged = |s: &Setup| names(&s.out().join("_state/staging/proxy"), "");
+    let plans = |s: &Setup| names(&s.out().join("_state/exports/weekly"), "plan-");
     s.append("a.log", &[call("2026-03-05T10:00:00Z", 403, "r1")]);
     s.run("2026-03-09T01:00:00Z").assert_code(0);
     s.append("a.log", &[call("2026-03-12T10:00:00Z", 403, "r2")]);

@@ -32,28 +32,24 @@ impl Origin<'_> {
     /// The id of a vendor event; `version` distinguishes the states of objects that change
     /// (`updated_at`, a delivery state), so each state is its own row.
     pub fn event_uid(&self, vendor_id: &str, version: Option<&str>) -> Uuid {
-        uid_of(&[
-            self.dataset.name(),
-            self.vendor,
-            self.tenant,
-            self.environment,
-            self.source,
-            vendor_id,
-            version.unwrap_or(""),
-        ])
+        self.uid(vendor_id, version.unwrap_or(""))
     }
 
     /// The id of a row scopetrail derives, over its group key and the start time when it
     /// was first emitted (the export state keeps it even if late data moves the start).
     pub fn derived_uid(&self, group_key: &str, first_start_ms: i64) -> Uuid {
+        self.uid(group_key, &first_start_ms.to_string())
+    }
+
+    fn uid(&self, id: &str, qualifier: &str) -> Uuid {
         uid_of(&[
             self.dataset.name(),
             self.vendor,
             self.tenant,
             self.environment,
             self.source,
-            group_key,
-            &first_start_ms.to_string(),
+            id,
+            qualifier,
         ])
     }
 }

@@ -43,16 +43,10 @@ pub struct JobSource {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportReport {
-    pub job: String,
-    pub export: u64,
-    pub window_start: String,
-    pub window_end: String,
-    pub complete: bool,
-    pub late_sources: Vec<String>,
-    pub objects: Vec<ManifestObject>,
+    pub manifest: Manifest,
+    pub manifest_key: String,
     /// Objects this run wrote (the rest were already there: a replay).
     pub written: usize,
-    pub manifest: String,
     pub replayed: bool,
 }
 
@@ -150,11 +144,11 @@ impl Exporter<'_> {
             tracing::info!(
                 job = %job.name,
                 export = plan.export,
-                objects = done.objects.len(),
+                objects = done.manifest.objects.len(),
                 complete = plan.complete,
                 "exported window {} .. {}",
-                done.window_start,
-                done.window_end
+                done.manifest.window_start,
+                done.manifest.window_end
             );
             report.exports.push(done);
         }
@@ -365,15 +359,9 @@ impl Exporter<'_> {
             .await?;
         crate::failpoint::hit("export.after_marker");
         Ok(ExportReport {
-            job: plan.job.clone(),
-            export: plan.export,
-            window_start: manifest.window_start,
-            window_end: manifest.window_end,
-            complete: plan.complete,
-            late_sources: plan.late_sources.clone(),
-            objects: manifest.objects,
+            manifest,
+            manifest_key,
             written,
-            manifest: manifest_key,
             replayed: false,
         })
     }
