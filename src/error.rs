@@ -14,3 +14,12 @@ pub struct ConfigError(pub String);
 pub fn is_temporary(err: &anyhow::Error) -> bool {
     err.chain().any(|c| c.is::<Temporary>())
 }
+
+/// The process was asked to stop and stopped cleanly; nothing failed.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: the process was asked to stop")]
+pub struct Interrupted;
+
+pub fn is_interrupted(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.is::<Interrupted>())
+}

@@ -5,9 +5,11 @@
 
 pub mod bindings;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod failpoint;
 pub mod http;
+pub mod lease;
 pub mod logging;
 pub mod model;
 pub mod output;
@@ -15,6 +17,7 @@ pub mod pipeline;
 pub mod privacy;
 pub mod retention;
 pub mod schedule;
+pub mod signals;
 pub mod sources;
 pub mod staging;
 pub mod store;

@@ -10,7 +10,8 @@ use scopetrail::error::{ConfigError, is_temporary};
 use scopetrail::logging::{self, LogFormat};
 use scopetrail::model::{Dataset, schema};
 use scopetrail::pipeline::{self, RunOptions, exit};
-use scopetrail::summary;
+use scopetrail::{signals, summary};
+use tokio_util::sync::CancellationToken;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -45,6 +46,18 @@ enum Command {
     /// Collect the sources that are due, export the windows that are closed, then exit.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Stay running: run on each job's schedule and each source's cadence (UTC), catching up
+    /// missed windows at start, until SIGTERM or SIGINT.
+    #[command(
+        after_help = "On SIGTERM or SIGINT the run in progress stops after the current page, stages it and the process exits 0 within --grace; a second signal exits at once. Nothing is lost either way: the next run resumes from the last checkpoint and replays any export cut short."
+    )]
+    Daemon {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How long to wait for the run in progress to stop after SIGTERM.
+        #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+        grace: std::time::Duration,
+    },
     /// Check the configuration and report every problem with file, line and column.
     #[command(after_help = "Exit codes: 0 valid (warnings may be printed), 78 invalid.")]
     Validate(ConfigArg),
@@ -79,6 +92,10 @@ struct RunArgs {
     now: Option<DateTime<Utc>>,
 }
 
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}; write it like 30s or 2m"))
+}
+
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -102,6 +119,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format, cli.verbose);
     let code = match cli.command {
         Command::Run(args) => run(args),
+        Command::Daemon { config, grace } => daemon(&config, grace),
         Command::Validate(arg) => validate(&arg),
         Command::Schema { dataset, write } => print_schema(dataset, write),
     };
@@ -149,17 +167,27 @@ fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let cancel = CancellationToken::new();
     let options = RunOptions {
         job: args.job,
         now: args.now,
+        cancel: cancel.clone(),
     };
     let result = match runtime() {
-        Ok(rt) => rt.block_on(pipeline::run(&config, &options)),
+        Ok(rt) => rt.block_on(async {
+            signals::cancel_on_signals(cancel.clone())?;
+            pipeline::run(&config, &options).await
+        }),
         Err(e) => Err(e.into()),
     };
     match result {
         Ok(report) => {
             print!("{}", summary::render(&report));
+            if cancel.is_cancelled() && report.failures.is_empty() {
+                eprintln!(
+                    "scopetrail: interrupted: asked to stop; what was read is staged and the next run carries on"
+                );
+            }
             let code = report.exit_code();
             if let Some(first) = report.failures.first() {
                 let more = match report.failures.len() {
@@ -180,6 +208,25 @@ fn run(args: RunArgs) -> u8 {
             } else {
                 exit::PARTIAL
             }
+        }
+    }
+}
+
+fn daemon(arg: &ConfigArg, grace: std::time::Duration) -> u8 {
+    let path = config_path(arg);
+    let config = match load(&path, false) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(scopetrail::daemon::run(config, grace)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("scopetrail: daemon: {e:#}");
+            exit::PARTIAL
         }
     }
 }

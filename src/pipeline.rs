@@ -1,5 +1,6 @@
 //! One run (DESIGN §2): collect the sources that are due, export the windows that are closed,
-//! clean up what retention allows, and leave a run record.
+//! clean up what retention allows, and leave a run record. Every scheduler (the daemon, a
+//! systemd timer, cron) only decides when to call this.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -7,16 +8,19 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::bindings::Bindings;
 use crate::config::{Config, Job, OWN_SOURCES, StoreSpec};
-use crate::error::{ConfigError, is_temporary};
+use crate::error::{ConfigError, is_interrupted, is_temporary};
+use crate::lease::{Acquired, Busy, Leases};
 use crate::model::rfc3339_ms;
 use crate::output::export::{Exporter, JobReport, JobSource};
 use crate::output::keys;
+use crate::output::plan::Pointer;
 use crate::retention::{self, Cleanup};
-use crate::sources::BuildContext;
-use crate::staging::{Checkpoint, CollectStats, Staging};
+use crate::sources::{BuildContext, SourceSpec};
+use crate::staging::{Checkpoint, CollectStats, Collection, Staging};
 use crate::store::{Body, Metadata, SharedStore, local::LocalStore};
 
 #[derive(Debug, Default, Clone)]
@@ -26,6 +30,9 @@ pub struct RunOptions {
     /// Pretend it is this time: what is due and which windows are closed. Never drives lease
     /// expiry or backoff.
     pub now: Option<DateTime<Utc>>,
+    /// Set when the process is asked to stop: sources end after their current page, exports
+    /// stop between objects (their plans are replayed by the next run).
+    pub cancel: CancellationToken,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -42,6 +49,8 @@ pub enum Clock {
 pub struct RunReport {
     pub run_id: String,
     pub version: &'static str,
+    /// Which process: host, pid and a random suffix (also the owner of its leases).
+    pub owner: String,
     pub started_at: String,
     pub finished_at: String,
     pub now: String,
@@ -70,9 +79,19 @@ pub struct SourceReport {
 pub enum SourceOutcome {
     Collected {
         stats: CollectStats,
+        /// Why it was due: its cadence, or a window waiting for it.
+        reason: &'static str,
     },
     NotDue {
         next_at: String,
+    },
+    /// Another process is collecting it.
+    Skipped {
+        busy: Busy,
+    },
+    /// Asked to stop: the pages read so far are staged; the rest is read next time.
+    Interrupted {
+        stats: CollectStats,
     },
     /// What was staged before the failure stays staged.
     Failed {
@@ -141,93 +160,306 @@ pub fn open_store(spec: &StoreSpec) -> Result<SharedStore> {
 }
 
 pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
-    let started = Utc::now();
-    let (now, clock) = match (options.now, config.clock) {
-        (Some(t), _) => (t, Clock::Flag),
-        (None, Some(t)) => (t, Clock::Pinned),
-        (None, None) => (started, Clock::System),
-    };
-    let jobs: Vec<&Job> = match &options.job {
-        Some(name) => vec![config.jobs.get(name).ok_or_else(|| {
-            ConfigError(format!(
-                "no job named `{name}` (jobs: {})",
-                config.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?],
-        None => config.jobs.values().collect(),
-    };
-    let data = open_store(&config.store)?;
-    let state = match &config.state {
-        Some(spec) => open_store(spec)?,
-        None => data.clone(),
-    };
-    let staging = Staging::new(state.clone());
-    let scratch = tempfile::Builder::new()
-        .prefix("scopetrail-")
-        .tempdir()
-        .context("creating a scratch folder")?;
-    let run_id = format!(
-        "{}-{}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let mut report = RunReport {
-        run_id,
-        version: env!("CARGO_PKG_VERSION"),
-        started_at: rfc3339_ms(started.timestamp_millis()),
-        finished_at: String::new(),
-        now: rfc3339_ms(now.timestamp_millis()),
-        clock,
-        store: data.location(),
-        sources: Vec::new(),
-        jobs: Vec::new(),
-        failures: Vec::new(),
-        cleanup: Cleanup::default(),
-        run_record: None,
-    };
+    let mut runner = Runner::open(config, options)?;
+    for spec in runner.wanted_sources()? {
+        let r = runner.collect(spec).await;
+        runner.record_source(r);
+    }
+    for job in runner.jobs.clone() {
+        if options.cancel.is_cancelled() {
+            break;
+        }
+        let r = runner.export(job).await;
+        runner.report.jobs.push(r);
+    }
+    runner.clean_up().await;
+    runner.finish().await
+}
 
-    // Collect.
-    let wanted: BTreeSet<&str> = match &options.job {
-        Some(_) => jobs
-            .iter()
-            .flat_map(|j| j.sources.iter().map(|s| s.name.as_str()))
-            .filter(|s| config.sources.contains_key(*s))
-            .collect(),
-        None => config.sources.keys().map(String::as_str).collect(),
-    };
-    let ctx = BuildContext {
-        base_dir: &config.base_dir,
-        tenants: &config.tenants,
-        bindings: Arc::new(Bindings::new(&config.credentials)),
-    };
-    for name in wanted {
-        let r = collect(config, &staging, &ctx, name, now).await;
+/// Everything one run shares.
+struct Runner<'a> {
+    config: &'a Config,
+    options: &'a RunOptions,
+    now: DateTime<Utc>,
+    jobs: Vec<&'a Job>,
+    data: SharedStore,
+    staging: Staging,
+    leases: Leases,
+    bindings: Arc<Bindings>,
+    scratch: tempfile::TempDir,
+    report: RunReport,
+}
+
+impl<'a> Runner<'a> {
+    fn open(config: &'a Config, options: &'a RunOptions) -> Result<Self> {
+        let started = Utc::now();
+        let (now, clock) = match (options.now, config.clock) {
+            (Some(t), _) => (t, Clock::Flag),
+            (None, Some(t)) => (t, Clock::Pinned),
+            (None, None) => (started, Clock::System),
+        };
+        let jobs: Vec<&Job> = match &options.job {
+            Some(name) => vec![config.jobs.get(name).ok_or_else(|| {
+                ConfigError(format!(
+                    "no job named `{name}` (jobs: {})",
+                    config.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?],
+            None => config.jobs.values().collect(),
+        };
+        let data = open_store(&config.store)?;
+        let state = match &config.state {
+            Some(spec) => open_store(spec)?,
+            None => data.clone(),
+        };
+        let leases = Leases::new(state.clone(), config.defaults.lease_ttl.0);
+        let scratch = tempfile::Builder::new()
+            .prefix("scopetrail-")
+            .tempdir()
+            .context("creating a scratch folder")?;
+        let report = RunReport {
+            run_id: format!(
+                "{}-{}",
+                started.format("%Y%m%dT%H%M%SZ"),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            version: env!("CARGO_PKG_VERSION"),
+            owner: leases.owner().to_string(),
+            started_at: rfc3339_ms(started.timestamp_millis()),
+            finished_at: String::new(),
+            now: rfc3339_ms(now.timestamp_millis()),
+            clock,
+            store: data.location(),
+            sources: Vec::new(),
+            jobs: Vec::new(),
+            failures: Vec::new(),
+            cleanup: Cleanup::default(),
+            run_record: None,
+        };
+        Ok(Runner {
+            config,
+            options,
+            now,
+            jobs,
+            data,
+            staging: Staging::new(state),
+            leases,
+            bindings: Arc::new(Bindings::new(&config.credentials)),
+            scratch,
+            report,
+        })
+    }
+
+    /// The selected jobs' sources, or every source when no job is selected.
+    fn wanted_sources(&self) -> Result<Vec<&'a SourceSpec>> {
+        let names: BTreeSet<&str> = match &self.options.job {
+            Some(_) => self
+                .jobs
+                .iter()
+                .flat_map(|j| j.sources.iter().map(|s| s.name.as_str()))
+                .filter(|s| self.config.sources.contains_key(*s))
+                .collect(),
+            None => self.config.sources.keys().map(String::as_str).collect(),
+        };
+        Ok(names.into_iter().map(|n| &self.config.sources[n]).collect())
+    }
+
+    fn record_source(&mut self, r: SourceReport) {
         if let SourceOutcome::Failed {
             error, temporary, ..
         } = &r.outcome
         {
-            report.failures.push(Failure {
-                what: format!("source {name}"),
+            self.report.failures.push(Failure {
+                what: format!("source {}", r.name),
                 error: error.clone(),
                 temporary: *temporary,
             });
         }
-        report.sources.push(r);
+        self.report.sources.push(r);
     }
 
-    // Export.
-    let exporter = Exporter {
-        data: &data,
-        staging: &staging,
-        scratch: scratch.path(),
-        now,
-    };
-    for job in jobs {
+    /// Why a source is due now, or when it will be.
+    async fn due(
+        &self,
+        spec: &SourceSpec,
+        checkpoint: &Checkpoint,
+    ) -> Result<Result<&'static str, i64>> {
+        let now = self.now.timestamp_millis();
+        let Some(last) = checkpoint.last_collect_ms else {
+            return Ok(Ok("first collection"));
+        };
+        let next = last + spec.cadence.collect_every.ms();
+        if now >= next {
+            return Ok(Ok("collect_every"));
+        }
+        // A window that has ended (plus lateness) and waits for this source should not wait
+        // for its cadence too.
+        let watermark = checkpoint.watermark_ms.unwrap_or(i64::MIN);
+        for job in self.config.jobs.values() {
+            if !job.sources.iter().any(|s| s.name == spec.name) {
+                continue;
+            }
+            let Some((bytes, _)) = self
+                .staging
+                .store()
+                .get(&keys::pointer_key(&job.name))
+                .await?
+            else {
+                continue;
+            };
+            let pointer: Pointer = serde_json::from_slice(&bytes)?;
+            let Some(start) = crate::model::to_datetime(pointer.next_window_start_ms) else {
+                continue;
+            };
+            if let Some(end) = job.schedule.next_after(start) {
+                let ready = end.timestamp_millis() + spec.cadence.lateness.ms();
+                if ready <= now && watermark < ready {
+                    return Ok(Ok("a closed window waits for it"));
+                }
+            }
+        }
+        Ok(Err(next))
+    }
+
+    async fn collect(&self, spec: &SourceSpec) -> SourceReport {
+        let mut r = SourceReport {
+            name: spec.name.clone(),
+            kind: spec.settings.kind(),
+            outcome: SourceOutcome::NotDue {
+                next_at: String::new(),
+            },
+            checkpoint_before: None,
+            checkpoint_after: None,
+        };
+        let failed = |e: anyhow::Error, stats: CollectStats| {
+            tracing::error!(source = %spec.name, error = %format!("{e:#}"), "collection failed");
+            SourceOutcome::Failed {
+                error: format!("{e:#}"),
+                temporary: is_temporary(&e),
+                stats,
+            }
+        };
+        let before = match self.staging.checkpoint(&spec.name).await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                r.outcome = failed(e, CollectStats::default());
+                return r;
+            }
+        };
+        r.checkpoint_before = Some((&before).into());
+        let reason = match self.due(spec, &before).await {
+            Ok(Ok(reason)) => reason,
+            Ok(Err(next_at)) => {
+                r.outcome = SourceOutcome::NotDue {
+                    next_at: rfc3339_ms(next_at),
+                };
+                r.checkpoint_after = r.checkpoint_before.clone();
+                return r;
+            }
+            Err(e) => {
+                r.outcome = failed(e, CollectStats::default());
+                return r;
+            }
+        };
+        let lease = match self
+            .leases
+            .acquire(
+                &format!("source-{}", spec.name),
+                &format!("collect {}", spec.name),
+            )
+            .await
+        {
+            Ok(Acquired::Held(lease)) => lease,
+            Ok(Acquired::Busy(busy)) => {
+                tracing::info!(source = %spec.name, holder = %busy.holder, "skipped: another process is collecting it");
+                r.outcome = SourceOutcome::Skipped { busy };
+                return r;
+            }
+            Err(e) => {
+                r.outcome = failed(e, CollectStats::default());
+                return r;
+            }
+        };
+        r.outcome = self.collect_holding(spec, &lease, reason, failed).await;
+        if let Err(e) = lease.release().await {
+            tracing::warn!(source = %spec.name, error = %format!("{e:#}"), "could not release a lease; it expires by itself");
+        }
+        r.checkpoint_after = self
+            .staging
+            .checkpoint(&spec.name)
+            .await
+            .ok()
+            .map(|(c, _)| (&c).into());
+        r
+    }
+
+    async fn collect_holding(
+        &self,
+        spec: &SourceSpec,
+        lease: &crate::lease::Lease,
+        reason: &'static str,
+        failed: impl Fn(anyhow::Error, CollectStats) -> SourceOutcome,
+    ) -> SourceOutcome {
+        let cadence = &spec.cadence;
+        let run = Collection {
+            now: self.now,
+            privacy: &self.config.privacy,
+            dedup_horizon: cadence.lateness.chrono()
+                + cadence.rescan_overlap.chrono()
+                + chrono::Duration::hours(1),
+            lease: Some(lease),
+            cancel: self.options.cancel.clone(),
+        };
+        let mut session = match self.staging.open(&spec.name, run).await {
+            Ok(s) => s,
+            Err(e) => return failed(e, CollectStats::default()),
+        };
+        let ctx = BuildContext {
+            base_dir: &self.config.base_dir,
+            tenants: &self.config.tenants,
+            bindings: self.bindings.clone(),
+        };
+        let result = spec.build(&ctx).collect(&mut session).await;
+        let stats = session.stats().clone();
+        if self.options.cancel.is_cancelled() {
+            // Not finished: the watermark stays, so the source is due again next run.
+            return SourceOutcome::Interrupted { stats };
+        }
+        match result {
+            Ok(()) => match session.finish(self.now).await {
+                Ok(stats) => SourceOutcome::Collected { stats, reason },
+                Err(e) => failed(e, stats),
+            },
+            Err(e) => failed(e, stats),
+        }
+    }
+
+    async fn export(&mut self, job: &Job) -> JobReport {
+        let mut report = JobReport::new(&job.name);
+        let lease = match self
+            .leases
+            .acquire(
+                &format!("job-{}", job.name),
+                &format!("export {}", job.name),
+            )
+            .await
+        {
+            Ok(Acquired::Held(lease)) => lease,
+            Ok(Acquired::Busy(busy)) => {
+                tracing::info!(job = %job.name, holder = %busy.holder, "skipped: another process is exporting it");
+                report.skipped = Some(busy);
+                return report;
+            }
+            Err(e) => {
+                self.export_failed(job, e);
+                return report;
+            }
+        };
         let sources: Vec<JobSource> = job
             .sources
             .iter()
             .filter(|s| !OWN_SOURCES.contains(&s.name.as_str()))
-            .filter_map(|s| config.sources.get(&s.name))
+            .filter_map(|s| self.config.sources.get(&s.name))
             .map(|s| JobSource {
                 name: s.name.clone(),
                 lateness_ms: s.cadence.lateness.ms(),
@@ -236,126 +468,73 @@ pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
         let lookback = job
             .sources
             .iter()
-            .filter_map(|s| config.sources.get(&s.name))
+            .filter_map(|s| self.config.sources.get(&s.name))
             .map(|s| s.cadence.initial_lookback)
             .max()
-            .unwrap_or(config.defaults.initial_lookback);
-        let mut job_report = JobReport {
-            job: job.name.clone(),
-            exports: Vec::new(),
-            waiting: None,
+            .unwrap_or(self.config.defaults.initial_lookback);
+        let exporter = Exporter {
+            data: &self.data,
+            staging: &self.staging,
+            scratch: self.scratch.path(),
+            now: self.now,
+            lease: &lease,
+            cancel: &self.options.cancel,
         };
-        if let Err(e) = exporter
-            .run_job(job, &sources, lookback.chrono(), &mut job_report)
-            .await
-        {
-            tracing::error!(job = %job.name, error = %format!("{e:#}"), "export failed");
-            report.failures.push(Failure {
-                what: format!("export of job {}", job.name),
-                error: format!("{e:#}"),
-                temporary: is_temporary(&e),
-            });
+        let result = exporter
+            .run_job(job, &sources, lookback.chrono(), &mut report)
+            .await;
+        if let Err(e) = lease.release().await {
+            tracing::warn!(job = %job.name, error = %format!("{e:#}"), "could not release a lease; it expires by itself");
         }
-        report.jobs.push(job_report);
+        match result {
+            Ok(()) => {}
+            Err(e) if is_interrupted(&e) => report.interrupted = true,
+            Err(e) => self.export_failed(job, e),
+        }
+        report
     }
 
-    // Clean up.
-    match retention::clean(config, &staging, &data, now).await {
-        Ok(cleanup) => report.cleanup = cleanup,
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "retention clean-up failed; it is retried next run");
-        }
-    }
-
-    report.finished_at = rfc3339_ms(Utc::now().timestamp_millis());
-    let key = keys::run_key(&report.run_id);
-    report.run_record = Some(key.clone());
-    let mut bytes = serde_json::to_vec_pretty(&report)?;
-    bytes.push(b'\n');
-    if let Err(e) = data
-        .put_new(&key, Body::Bytes(bytes), &Metadata::new())
-        .await
-    {
-        report.run_record = None;
-        report.failures.push(Failure {
-            what: "run record".into(),
+    fn export_failed(&mut self, job: &Job, e: anyhow::Error) {
+        tracing::error!(job = %job.name, error = %format!("{e:#}"), "export failed");
+        self.report.failures.push(Failure {
+            what: format!("export of job {}", job.name),
             error: format!("{e:#}"),
             temporary: is_temporary(&e),
         });
     }
-    Ok(report)
-}
 
-async fn collect(
-    config: &Config,
-    staging: &Staging,
-    ctx: &BuildContext<'_>,
-    name: &str,
-    now: DateTime<Utc>,
-) -> SourceReport {
-    let spec = &config.sources[name];
-    let mut r = SourceReport {
-        name: name.to_string(),
-        kind: spec.settings.kind(),
-        outcome: SourceOutcome::NotDue {
-            next_at: String::new(),
-        },
-        checkpoint_before: None,
-        checkpoint_after: None,
-    };
-    let failed = |e: anyhow::Error, stats: CollectStats| {
-        tracing::error!(source = name, error = %format!("{e:#}"), "collection failed");
-        SourceOutcome::Failed {
-            error: format!("{e:#}"),
-            temporary: is_temporary(&e),
-            stats,
+    async fn clean_up(&mut self) {
+        if self.options.cancel.is_cancelled() {
+            return;
         }
-    };
-    let before = match staging.checkpoint(name).await {
-        Ok((c, _)) => c,
-        Err(e) => {
-            r.outcome = failed(e, CollectStats::default());
-            return r;
-        }
-    };
-    r.checkpoint_before = Some((&before).into());
-    let every = spec.cadence.collect_every.ms();
-    if let Some(last) = before.last_collect_ms
-        && now.timestamp_millis() - last < every
-    {
-        r.outcome = SourceOutcome::NotDue {
-            next_at: rfc3339_ms(last + every),
-        };
-        r.checkpoint_after = r.checkpoint_before.clone();
-        return r;
-    }
-    let horizon = spec.cadence.lateness.chrono()
-        + spec.cadence.rescan_overlap.chrono()
-        + chrono::Duration::hours(1);
-    let mut session = match staging.open(name, now, &config.privacy, horizon).await {
-        Ok(s) => s,
-        Err(e) => {
-            r.outcome = failed(e, CollectStats::default());
-            return r;
-        }
-    };
-    let mut source = spec.build(ctx);
-    r.outcome = match source.collect(&mut session).await {
-        Ok(()) => {
-            let partial = session.stats().clone();
-            match session.finish(now).await {
-                Ok(stats) => SourceOutcome::Collected { stats },
-                Err(e) => failed(e, partial),
+        match retention::clean(self.config, &self.staging, &self.data, self.now).await {
+            Ok(cleanup) => self.report.cleanup = cleanup,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "retention clean-up failed; it is retried next run");
             }
         }
-        Err(e) => failed(e, session.stats().clone()),
-    };
-    r.checkpoint_after = staging
-        .checkpoint(name)
-        .await
-        .ok()
-        .map(|(c, _)| (&c).into());
-    r
+    }
+
+    async fn finish(mut self) -> Result<RunReport> {
+        self.report.finished_at = rfc3339_ms(Utc::now().timestamp_millis());
+        let key = keys::run_key(&self.report.run_id);
+        self.report.run_record = Some(key.clone());
+        let mut bytes = serde_json::to_vec_pretty(&self.report)?;
+        bytes.push(b'\n');
+        if let Err(e) = self
+            .data
+            .put_new(&key, Body::Bytes(bytes), &Metadata::new())
+            .await
+        {
+            self.report.run_record = None;
+            self.report.failures.push(Failure {
+                what: "run record".into(),
+                error: format!("{e:#}"),
+                temporary: is_temporary(&e),
+            });
+        }
+        Ok(self.report)
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +545,7 @@ mod tests {
         RunReport {
             run_id: String::new(),
             version: "",
+            owner: String::new(),
             started_at: String::new(),
             finished_at: String::new(),
             now: String::new(),

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
@@ -49,12 +49,16 @@ impl Schedule {
 
     /// The first fire strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_next_occurrence(&t, false).ok()
+        self.cron
+            .find_next_occurrence(&whole_seconds(t), false)
+            .ok()
     }
 
     /// The last fire at or before `t`.
     pub fn last_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_previous_occurrence(&t, true).ok()
+        self.cron
+            .find_previous_occurrence(&whole_seconds(t), true)
+            .ok()
     }
 
     pub fn next_fires(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
@@ -71,6 +75,11 @@ impl Schedule {
         }
         out
     }
+}
+
+/// Fires fall on whole seconds; croner would carry a fraction of `t` into its answer.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).unwrap_or(t)
 }
 
 impl fmt::Debug for Schedule {
@@ -113,6 +122,20 @@ mod tests {
         assert_eq!(
             s.last_at_or_before(t("2026-03-08T23:59:59Z")),
             Some(t("2026-03-02T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn fractions_of_a_second_do_not_leak_into_fires() {
+        let s = Schedule::parse("0 0 * * MON").expect("valid");
+        let t = t("2026-03-09T00:00:00.001Z");
+        assert_eq!(
+            s.last_at_or_before(t),
+            Some("2026-03-09T00:00:00Z".parse().expect("time"))
+        );
+        assert_eq!(
+            s.next_after(t),
+            Some("2026-03-16T00:00:00Z".parse().expect("time"))
         );
     }
 

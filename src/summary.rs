@@ -28,7 +28,7 @@ pub fn render(report: &RunReport) -> String {
     let mut collected_any = false;
     for s in &report.sources {
         match &s.outcome {
-            SourceOutcome::Collected { stats } => {
+            SourceOutcome::Collected { stats, .. } => {
                 collected_any = true;
                 let counters = stats
                     .counters
@@ -79,6 +79,24 @@ pub fn render(report: &RunReport) -> String {
                     short(next_at)
                 );
             }
+            SourceOutcome::Skipped { busy } => {
+                let _ = writeln!(
+                    out,
+                    "  {} ({}): skipped: another scopetrail process ({}) is collecting it; its lease ends at {}",
+                    s.name,
+                    s.kind,
+                    busy.holder,
+                    short(&busy.until)
+                );
+            }
+            SourceOutcome::Interrupted { stats } => {
+                collected_any |= stats.staged > 0;
+                let _ = writeln!(
+                    out,
+                    "  {} ({}): interrupted (asked to stop) after staging {} rows; the rest is read next run",
+                    s.name, s.kind, stats.staged
+                );
+            }
             SourceOutcome::Failed { stats, .. } => {
                 collected_any |= stats.staged > 0;
                 let _ = writeln!(
@@ -127,6 +145,22 @@ pub fn render(report: &RunReport) -> String {
                 );
             }
             let _ = writeln!(out, "    manifest {}", export.manifest_key);
+        }
+        if let Some(busy) = &job.skipped {
+            let _ = writeln!(
+                out,
+                "  job {}: skipped: another scopetrail process ({}) is exporting it; its lease ends at {}",
+                job.job,
+                busy.holder,
+                short(&busy.until)
+            );
+        }
+        if job.interrupted {
+            let _ = writeln!(
+                out,
+                "  job {}: interrupted (asked to stop); the next run carries on",
+                job.job
+            );
         }
         if let Some(w) = &job.waiting {
             let why = if w.open {

@@ -99,24 +99,51 @@ fn missed_windows_are_exported_in_order() {
 }
 
 #[test]
-fn a_window_waits_for_lateness_then_max_wait_exports_it_incomplete() {
+fn a_closed_window_makes_its_sources_due() {
     let config = BASE_CONFIG.replace(
         "paths = [\"logs/*\"]",
         "paths = [\"logs/*\"]\ncollect_every = \"1d\"",
     );
-    let s = Setup::new(
-        &config,
-        &[(
-            "weekly",
-            "schedule = \"0 0 * * MON\"\nsources = [\"proxy\"]\nmax_wait = \"12h\"\n",
-        )],
-    );
+    let s = Setup::new(&config, &[("weekly", WEEKLY_JOB)]);
     s.append("a.log", &[call("2026-03-05T10:00:00Z", 403, "r1")]);
     s.run("2026-03-08T20:00:00Z").assert_code(0);
-    let window = "20260302T000000Z_20260309T000000Z.json";
-    // The window ended at 00:00 but the source last collected at 20:00 the day before.
+    // Not due by its cadence (1 day), but the window that ended at 00:00 waits for it.
     let r = s.run("2026-03-09T01:00:00Z");
     r.assert_code(0);
+    assert!(
+        r.stdout
+            .contains("window 2026-03-02 00:00 UTC .. 2026-03-09 00:00 UTC (complete)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_window_waits_for_a_late_source_then_max_wait_exports_it_incomplete() {
+    let job = "schedule = \"0 0 * * MON\"\nsources = [\"proxy\"]\nmax_wait = \"12h\"\n";
+    let s = Setup::new(BASE_CONFIG, &[("weekly", job)]);
+    s.append("a.log", &[call("2026-03-05T10:00:00Z", 403, "r1")]);
+    s.run("2026-03-08T20:00:00Z").assert_code(0);
+    // Another host holds the source and is stuck: this host cannot collect it.
+    let stuck = serde_json::json!({
+        "owner": "other-host:4242:stuck", "generation": 3, "what": "collect proxy",
+        "expires_at_ms": chrono::Utc::now().timestamp_millis() + 3_600_000, "acquired_at_ms": 0,
+    });
+    std::fs::write(
+        s.out().join("_state/leases/source-proxy.json"),
+        stuck.to_string(),
+    )
+    .expect("lease");
+    let window = "20260302T000000Z_20260309T000000Z.json";
+    let r = s.run("2026-03-09T01:00:00Z");
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains(
+            "skipped: another scopetrail process (other-host:4242:stuck) is collecting it"
+        ),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("waiting for proxy"), "{}", r.stdout);
     assert!(!markers(&s.out()).contains(&window.to_string()));
     // Past max_wait (12h): exported, marked incomplete, the late source named.
@@ -126,6 +153,7 @@ fn a_window_waits_for_lateness_then_max_wait_exports_it_incomplete() {
     let m = marker(&s.out(), window);
     assert_eq!(m["complete"], false);
     assert_eq!(m["late_sources"], serde_json::json!(["proxy"]));
+    assert_eq!(request_ids(&s.out()), vec!["r1"]);
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub struct Defaults {
     pub initial_lookback: Dur,
     pub staging_retention: Dur,
     pub max_wait: Dur,
+    /// How long a lease lasts without renewal: how long work of a crashed process stays
+    /// blocked.
+    pub lease_ttl: Dur,
 }
 
 impl Default for Defaults {
@@ -56,6 +59,7 @@ impl Default for Defaults {
             initial_lookback: h(7 * 24),
             staging_retention: h(35 * 24),
             max_wait: h(24),
+            lease_ttl: Dur(std::time::Duration::from_secs(5 * 60)),
         }
     }
 }
@@ -211,6 +215,7 @@ struct RawDefaults {
     initial_lookback: Option<Dur>,
     staging_retention: Option<Dur>,
     max_wait: Option<Dur>,
+    lease_ttl: Option<Dur>,
 }
 
 #[derive(Deserialize)]
@@ -356,7 +361,12 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
             .staging_retention
             .unwrap_or(d.staging_retention),
         max_wait: raw_defaults.max_wait.unwrap_or(d.max_wait),
+        lease_ttl: raw_defaults.lease_ttl.unwrap_or(d.lease_ttl),
     };
+    if defaults.lease_ttl.0 < std::time::Duration::from_secs(1) {
+        let span = root_table.get("defaults").map_or(0..0, |v| v.span());
+        doc.error(span, "[defaults] lease_ttl must be at least 1s");
+    }
 
     let clock = root_table
         .get("clock")

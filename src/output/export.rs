@@ -13,6 +13,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::csv::CsvEncoder;
 use super::keys;
@@ -21,7 +22,8 @@ use super::plan::{
     self, Due, Exported, Plan, PlannedObject, Pointer, SegmentRange, SourceProgress,
 };
 use crate::config::Job;
-use crate::error::Temporary;
+use crate::error::{Interrupted, Temporary};
+use crate::lease::{Busy, Lease};
 use crate::model::rfc3339_ms;
 use crate::staging::{Merge, Partition, Staging};
 use crate::store::{Body, Metadata, PutOutcome, ReplaceOutcome, SharedStore};
@@ -32,6 +34,9 @@ pub struct Exporter<'a> {
     pub staging: &'a Staging,
     pub scratch: &'a Path,
     pub now: DateTime<Utc>,
+    /// The job's lease, checked before a plan is written and before the pointer moves.
+    pub lease: &'a Lease,
+    pub cancel: &'a CancellationToken,
 }
 
 /// One source of a job, as the exporter sees it.
@@ -54,7 +59,10 @@ pub struct ExportReport {
 pub struct Waiting {
     pub window_start: String,
     pub window_end: String,
+    /// When its sources can have collected past its end (end plus lateness), epoch ms.
+    pub ready_at_ms: i64,
     pub deadline: String,
+    pub deadline_ms: i64,
     /// The window has not ended yet.
     pub open: bool,
     /// Sources that have not collected past the window's end plus their lateness.
@@ -66,6 +74,22 @@ pub struct JobReport {
     pub job: String,
     pub exports: Vec<ExportReport>,
     pub waiting: Option<Waiting>,
+    /// Another process holds the job's lease.
+    pub skipped: Option<Busy>,
+    /// Asked to stop between exports; an export cut short is replayed by the next run.
+    pub interrupted: bool,
+}
+
+impl JobReport {
+    pub fn new(job: &str) -> Self {
+        JobReport {
+            job: job.to_string(),
+            exports: Vec::new(),
+            waiting: None,
+            skipped: None,
+            interrupted: false,
+        }
+    }
 }
 
 impl Exporter<'_> {
@@ -78,6 +102,9 @@ impl Exporter<'_> {
         report: &mut JobReport,
     ) -> Result<()> {
         loop {
+            if self.cancel.is_cancelled() {
+                return Err(Interrupted.into());
+            }
             let (pointer, version) = self.pointer(job, lookback).await?;
             let next = pointer.export + 1;
             let (plan, replayed) = match self.load_plan(&job.name, next).await? {
@@ -91,6 +118,7 @@ impl Exporter<'_> {
                         Due::Wait {
                             start,
                             end,
+                            ready,
                             deadline,
                             open,
                             waiting_for,
@@ -98,7 +126,9 @@ impl Exporter<'_> {
                             report.waiting = Some(Waiting {
                                 window_start: rfc3339_ms(start.timestamp_millis()),
                                 window_end: rfc3339_ms(end.timestamp_millis()),
+                                ready_at_ms: ready.timestamp_millis(),
                                 deadline: rfc3339_ms(deadline.timestamp_millis()),
+                                deadline_ms: deadline.timestamp_millis(),
                                 open,
                                 waiting_for,
                             });
@@ -121,13 +151,14 @@ impl Exporter<'_> {
                                 )
                                 .await?;
                             let bytes = serde_json::to_vec_pretty(&plan)?;
+                            self.lease.check().await?;
                             match self
                                 .staging
                                 .store()
                                 .replace(&keys::plan_key(&job.name, next), bytes, None)
                                 .await?
                             {
-                                ReplaceOutcome::Replaced => {
+                                ReplaceOutcome::Replaced(_) => {
                                     crate::failpoint::hit("export.after_plan");
                                     (plan, false)
                                 }
@@ -161,29 +192,34 @@ impl Exporter<'_> {
     ) -> Result<(Pointer, Option<crate::store::Version>)> {
         let store = self.staging.store();
         let key = keys::pointer_key(&job.name);
-        if let Some((bytes, version)) = store.get(&key).await? {
-            let pointer = serde_json::from_slice(&bytes)
-                .with_context(|| format!("reading the export state of job {}", job.name))?;
-            return Ok((pointer, Some(version)));
+        loop {
+            if let Some((bytes, version)) = store.get(&key).await? {
+                let pointer = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading the export state of job {}", job.name))?;
+                return Ok((pointer, Some(version)));
+            }
+            // A new job: fix where its windows start, so later runs do not move it.
+            let start = plan::first_window_start(job, self.now, lookback)
+                .context("the job's schedule never fires")?;
+            let pointer = Pointer {
+                job: job.name.clone(),
+                export: 0,
+                next_window_start_ms: start.timestamp_millis(),
+                segments: BTreeMap::new(),
+                history: Vec::new(),
+            };
+            match store
+                .replace(&key, serde_json::to_vec_pretty(&pointer)?, None)
+                .await?
+            {
+                ReplaceOutcome::Replaced(version) => {
+                    crate::failpoint::hit("export.after_init");
+                    return Ok((pointer, Some(version)));
+                }
+                // Another process started the job at the same moment: use theirs.
+                ReplaceOutcome::Conflict => continue,
+            }
         }
-        // A new job: fix where its windows start, so later runs do not move it.
-        let start = plan::first_window_start(job, self.now, lookback)
-            .context("the job's schedule never fires")?;
-        let pointer = Pointer {
-            job: job.name.clone(),
-            export: 0,
-            next_window_start_ms: start.timestamp_millis(),
-            segments: BTreeMap::new(),
-            history: Vec::new(),
-        };
-        store
-            .replace(&key, serde_json::to_vec_pretty(&pointer)?, None)
-            .await?;
-        let (bytes, version) = store
-            .get(&key)
-            .await?
-            .context("the export state vanished after it was written")?;
-        Ok((serde_json::from_slice(&bytes)?, Some(version)))
     }
 
     async fn load_plan(&self, job: &str, export: u64) -> Result<Option<Plan>> {
@@ -300,6 +336,9 @@ impl Exporter<'_> {
         let mut objects = Vec::new();
         let mut written = 0;
         for e in &encoded {
+            if self.cancel.is_cancelled() {
+                return Err(Interrupted.into());
+            }
             let key = *planned.get(&e.partition).with_context(|| {
                 format!(
                     "staging holds {:?} rows that export plan {} did not plan",
@@ -428,6 +467,7 @@ impl Exporter<'_> {
             committed_ms: self.now.timestamp_millis(),
             segments: next.segments.clone(),
         });
+        self.lease.check().await?;
         match self
             .staging
             .store()
@@ -438,7 +478,7 @@ impl Exporter<'_> {
             )
             .await?
         {
-            ReplaceOutcome::Replaced => {
+            ReplaceOutcome::Replaced(_) => {
                 crate::failpoint::hit("export.after_commit");
                 Ok(())
             }

@@ -114,6 +114,8 @@ pub enum Due {
     Wait {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
+        /// When every source can have collected past its end (the end plus their lateness).
+        ready: DateTime<Utc>,
         /// When it will be exported at the latest (`max_wait`).
         deadline: DateTime<Utc>,
         /// The window has not ended yet.
@@ -133,6 +135,8 @@ pub fn next_window(
     let start = next_start;
     let end = job.schedule.next_after(start)?;
     let deadline = end + job.max_wait.chrono();
+    let ready = end
+        + chrono::Duration::milliseconds(progress.iter().map(|p| p.lateness_ms).max().unwrap_or(0));
     let late: Vec<String> = progress
         .iter()
         .filter(|p| {
@@ -145,6 +149,7 @@ pub fn next_window(
         return Some(Due::Wait {
             start,
             end,
+            ready,
             deadline,
             open: now < end,
             waiting_for: late,
@@ -158,6 +163,10 @@ pub fn next_window(
     })
 }
 
+/// A new job exports at most this many windows before now: a schedule of a few seconds with
+/// a week of lookback would otherwise start with hundreds of thousands of empty exports.
+pub const MAX_FIRST_WINDOWS: usize = 1000;
+
 /// Where a new job's first window starts: the last fire at or before the earliest data its
 /// sources read back, so the first export covers the first collection.
 pub fn first_window_start(
@@ -166,9 +175,24 @@ pub fn first_window_start(
     lookback: chrono::Duration,
 ) -> Option<DateTime<Utc>> {
     let anchor = now - lookback;
-    job.schedule
+    let from_lookback = job
+        .schedule
         .last_at_or_before(anchor)
-        .or_else(|| job.schedule.next_after(anchor))
+        .or_else(|| job.schedule.next_after(anchor))?;
+    let mut earliest = job.schedule.last_at_or_before(now)?;
+    for _ in 1..MAX_FIRST_WINDOWS {
+        if earliest <= from_lookback {
+            return Some(from_lookback);
+        }
+        match job
+            .schedule
+            .last_at_or_before(earliest - chrono::Duration::milliseconds(1))
+        {
+            Some(t) => earliest = t,
+            None => return Some(from_lookback),
+        }
+    }
+    Some(from_lookback.max(earliest))
 }
 
 #[cfg(test)]
@@ -255,5 +279,15 @@ mod tests {
         let j = job(24);
         let start = first_window_start(&j, t("2026-03-09T01:00:00Z"), chrono::Duration::days(7));
         assert_eq!(start, Some(t("2026-03-02T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_fast_schedule_starts_with_a_bounded_number_of_windows() {
+        let mut j = job(24);
+        j.schedule = Schedule::parse("*/2 * * * * *").unwrap_or_else(|e| panic!("{e}"));
+        let now = t("2026-03-09T01:00:00Z");
+        let start = first_window_start(&j, now, chrono::Duration::days(7)).unwrap_or_default();
+        let windows = (now - start).num_seconds() / 2;
+        assert_eq!(windows as usize, MAX_FIRST_WINDOWS - 1, "from {start}");
     }
 }

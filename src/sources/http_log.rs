@@ -19,6 +19,7 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -264,9 +265,10 @@ impl Source for HttpLog {
             .transpose()
             .context("reading the http_log cursor")?;
         let now = session.now();
+        let cancel = session.cancel_token();
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let reader = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || reader.read_all(cursor, now, &tx));
+        let task = tokio::task::spawn_blocking(move || reader.read_all(cursor, now, &cancel, &tx));
         while let Some(message) = rx.recv().await {
             match message {
                 Message::Page(records, cursor) => session.save(records, cursor).await?,
@@ -280,6 +282,17 @@ impl Source for HttpLog {
 
 type Tx = tokio::sync::mpsc::Sender<Message>;
 
+/// One collection's reading state, across files.
+struct Pass<'a> {
+    cursor: Cursor,
+    page: Vec<Record>,
+    lines: u64,
+    now_ms: i64,
+    since_ms: i64,
+    cancel: &'a CancellationToken,
+    tx: &'a Tx,
+}
+
 fn send(tx: &Tx, message: Message) -> Result<()> {
     // The receiver is gone only when staging failed; that error is the one to report.
     tx.blocking_send(message)
@@ -287,32 +300,52 @@ fn send(tx: &Tx, message: Message) -> Result<()> {
 }
 
 impl Reader {
-    fn read_all(&self, cursor: Option<Cursor>, now: DateTime<Utc>, tx: &Tx) -> Result<()> {
+    fn read_all(
+        &self,
+        cursor: Option<Cursor>,
+        now: DateTime<Utc>,
+        cancel: &CancellationToken,
+        tx: &Tx,
+    ) -> Result<()> {
         let now_ms = now.timestamp_millis();
-        // Only the first collection is bounded by the lookback; after that every new line
-        // counts, late ones included.
-        let since_ms = match cursor {
-            None => now_ms - self.lookback.ms(),
-            Some(_) => i64::MIN,
+        let mut pass = Pass {
+            // Only the first collection is bounded by the lookback; after that every new
+            // line counts, late ones included.
+            since_ms: match cursor {
+                None => now_ms - self.lookback.ms(),
+                Some(_) => i64::MIN,
+            },
+            now_ms,
+            cursor: cursor.unwrap_or_default(),
+            page: Vec::new(),
+            lines: 0,
+            cancel,
+            tx,
         };
-        let mut cursor = cursor.unwrap_or_default();
-        let mut page = Vec::new();
-        let (mut files, mut lines) = (0, 0);
+        let mut files = 0;
         for path in self.files()? {
+            if cancel.is_cancelled() {
+                break;
+            }
             files += 1;
-            match self.read_file(&path, &mut cursor, now_ms, since_ms, &mut page, tx) {
-                Ok(n) => lines += n,
-                // One unreadable file must not stop the others.
-                Err(e) => send(
+            // One unreadable file must not stop the others.
+            if let Err(e) = self.read_file(&path, &mut pass) {
+                send(
                     tx,
                     Message::Malformed(path.display().to_string(), format!("{e:#}")),
-                )?,
+                )?;
             }
         }
-        send(tx, Message::Count("lines", lines))?;
+        let Pass {
+            mut cursor,
+            page,
+            lines,
+            ..
+        } = pass;
         cursor
             .files
             .retain(|f| f.seen_ms >= now_ms - 2 * self.retention.ms());
+        send(tx, Message::Count("lines", lines))?;
         send(tx, Message::Count("files", files))?;
         send(tx, Message::Page(page, serde_json::to_value(&cursor)?))?;
         Ok(())
@@ -334,15 +367,17 @@ impl Reader {
         Ok(out)
     }
 
-    fn read_file(
-        &self,
-        path: &Path,
-        cursor: &mut Cursor,
-        now_ms: i64,
-        since_ms: i64,
-        page: &mut Vec<Record>,
-        tx: &Tx,
-    ) -> Result<u64> {
+    fn read_file(&self, path: &Path, pass: &mut Pass<'_>) -> Result<()> {
+        let Pass {
+            cursor,
+            page,
+            lines,
+            now_ms,
+            since_ms,
+            cancel,
+            tx,
+        } = pass;
+        let (now_ms, since_ms) = (*now_ms, *since_ms);
         let gzip = is_gzip(path)?;
         let prefix = {
             let mut buf = Vec::with_capacity(FINGERPRINT_BYTES);
@@ -352,7 +387,7 @@ impl Reader {
             buf
         };
         if prefix.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
         let index = match find_state(&cursor.files, &prefix) {
             Some(i) => i,
@@ -388,7 +423,6 @@ impl Reader {
             input.seek_to(start)?;
         }
         let mut line = Vec::new();
-        let mut lines = 0;
         loop {
             line.clear();
             let (read, complete, too_long) = read_line(&mut input, &mut line)?;
@@ -412,7 +446,7 @@ impl Reader {
                 )?;
                 continue;
             }
-            lines += 1;
+            *lines += 1;
             match self.parse_line(&line, &cursor.files[index].id, offset) {
                 Ok(Some(record)) if record.head().time >= since_ms => page.push(record),
                 Ok(_) => {}
@@ -424,8 +458,13 @@ impl Reader {
                     Message::Page(std::mem::take(page), serde_json::to_value(&*cursor)?),
                 )?;
             }
+            // Asked to stop: the lines read so far go out with the last page, whose cursor
+            // says exactly where the next run resumes.
+            if *lines % 4096 == 0 && cancel.is_cancelled() {
+                break;
+            }
         }
-        Ok(lines)
+        Ok(())
     }
 
     /// A denial for a 401/403 line, `None` for other lines, `Err` for a line that cannot be

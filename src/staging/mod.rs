@@ -22,7 +22,10 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::Temporary;
+use crate::lease::Lease;
 use crate::model::{Dataset, Record, utc_day};
 use crate::privacy::Privacy;
 use crate::store::{Body, LocalCopy, PutOutcome, ReplaceOutcome, SharedStore, Version};
@@ -175,9 +178,7 @@ impl Staging {
     pub async fn open<'a>(
         &'a self,
         source: &str,
-        now: DateTime<Utc>,
-        privacy: &'a Privacy,
-        dedup_horizon: chrono::Duration,
+        run: Collection<'a>,
     ) -> Result<SourceSession<'a>> {
         let (checkpoint, version) = self.checkpoint(source).await?;
         for orphan in self
@@ -200,12 +201,22 @@ impl Staging {
             checkpoint,
             version,
             seen,
-            now,
-            privacy,
-            dedup_horizon,
+            run,
             stats: CollectStats::default(),
         })
     }
+}
+
+/// What a collection is given by the run.
+pub struct Collection<'a> {
+    pub now: DateTime<Utc>,
+    pub privacy: &'a Privacy,
+    /// How long staged event ids are remembered, to drop what a re-scan reads again.
+    pub dedup_horizon: chrono::Duration,
+    /// Checked before every checkpoint move; `None` only in tests of staging itself.
+    pub lease: Option<&'a Lease>,
+    /// Set when the process is asked to stop: the source ends after the current page.
+    pub cancel: CancellationToken,
 }
 
 /// What one collection did, for the summary and the run record.
@@ -233,9 +244,7 @@ pub struct SourceSession<'a> {
     checkpoint: Checkpoint,
     version: Option<Version>,
     seen: HashSet<Uuid>,
-    now: DateTime<Utc>,
-    privacy: &'a Privacy,
-    dedup_horizon: chrono::Duration,
+    run: Collection<'a>,
     stats: CollectStats,
 }
 
@@ -245,7 +254,16 @@ impl SourceSession<'_> {
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        self.now
+        self.run.now
+    }
+
+    /// True once the process is asked to stop: finish the current page, save it, return.
+    pub fn cancelled(&self) -> bool {
+        self.run.cancel.is_cancelled()
+    }
+
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.run.cancel.clone()
     }
 
     pub fn checkpoint(&self) -> &Checkpoint {
@@ -279,7 +297,7 @@ impl SourceSession<'_> {
                 self.stats.duplicates += 1;
                 continue;
             }
-            self.privacy.apply(&mut record);
+            self.run.privacy.apply(&mut record);
             self.checkpoint.dedup.push((uid, record.head().time));
             fresh.push(record);
         }
@@ -288,7 +306,7 @@ impl SourceSession<'_> {
         if !fresh.is_empty() {
             next.segment += 1;
             let segment = next.segment;
-            let bytes = encode_segment(&self.source, segment, self.now, &mut fresh)?;
+            let bytes = encode_segment(&self.source, segment, self.run.now, &mut fresh)?;
             let key = segment_key(&self.source, segment);
             match self
                 .staging
@@ -323,8 +341,8 @@ impl SourceSession<'_> {
     pub async fn finish(mut self, watermark: DateTime<Utc>) -> Result<CollectStats> {
         let mut next = self.checkpoint.clone();
         next.watermark_ms = Some(watermark.timestamp_millis());
-        next.last_collect_ms = Some(self.now.timestamp_millis());
-        let horizon = (self.now - self.dedup_horizon).timestamp_millis();
+        next.last_collect_ms = Some(self.run.now.timestamp_millis());
+        let horizon = (self.run.now - self.run.dedup_horizon).timestamp_millis();
         next.dedup.retain(|(_, t)| *t >= horizon);
         self.commit(next).await?;
         Ok(self.stats)
@@ -336,6 +354,9 @@ impl SourceSession<'_> {
     }
 
     async fn commit(&mut self, next: Checkpoint) -> Result<()> {
+        if let Some(lease) = self.run.lease {
+            lease.check().await?;
+        }
         let bytes = serde_json::to_vec(&next)?;
         let key = checkpoint_key(&self.source);
         match self
@@ -344,7 +365,7 @@ impl SourceSession<'_> {
             .replace(&key, bytes, self.version.as_ref())
             .await?
         {
-            ReplaceOutcome::Replaced => {}
+            ReplaceOutcome::Replaced(version) => self.version = Some(version),
             ReplaceOutcome::Conflict => {
                 return Err(Temporary(format!(
                     "the checkpoint of source {} changed under this run: another scopetrail process is collecting it",
@@ -354,8 +375,6 @@ impl SourceSession<'_> {
             }
         }
         crate::failpoint::hit("collect.after_checkpoint");
-        let (_, version) = self.staging.checkpoint(&self.source).await?;
-        self.version = version;
         self.checkpoint = next;
         Ok(())
     }

@@ -241,7 +241,7 @@ fn replace(
     let tmp = write_temp(dir, &Body::Bytes(body.to_vec()))?;
     fs::rename(&tmp, path)?;
     sync_dir(dir)?;
-    Ok(ReplaceOutcome::Replaced)
+    Ok(ReplaceOutcome::Replaced(content_version(body)))
 }
 
 fn is_hidden(name: &str) -> bool {
@@ -347,7 +347,7 @@ mod tests {
         let key = "_state/sources/s/checkpoint.json";
         assert!(matches!(
             store.replace(key, b"a".to_vec(), None).await?,
-            ReplaceOutcome::Replaced
+            ReplaceOutcome::Replaced(_)
         ));
         assert!(matches!(
             store.replace(key, b"b".to_vec(), None).await?,
@@ -356,7 +356,7 @@ mod tests {
         let (_, v1) = store.get(key).await?.expect("written");
         assert!(matches!(
             store.replace(key, b"b".to_vec(), Some(&v1)).await?,
-            ReplaceOutcome::Replaced
+            ReplaceOutcome::Replaced(_)
         ));
         assert!(
             matches!(
@@ -385,7 +385,8 @@ mod tests {
                         let (bytes, v) = store.get(key).await?.expect("exists");
                         let n: u32 = String::from_utf8(bytes)?.parse()?;
                         let next = (n + 1).to_string().into_bytes();
-                        if let ReplaceOutcome::Replaced = store.replace(key, next, Some(&v)).await?
+                        if let ReplaceOutcome::Replaced(_) =
+                            store.replace(key, next, Some(&v)).await?
                         {
                             wins += 1;
                             break;

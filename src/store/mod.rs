@@ -39,7 +39,8 @@ pub enum PutOutcome {
 
 #[derive(Debug)]
 pub enum ReplaceOutcome {
-    Replaced,
+    /// Written; the object's new version.
+    Replaced(Version),
     /// The object was not at the expected version (or existed when it was expected absent).
     Conflict,
 }

@@ -1,0 +1,386 @@
+//! Leases (DESIGN §5): one per source for collecting and one per job for exporting, so that
+//! runs started together (a timer, cron, someone during an incident, the daemon) each do a
+//! piece of work once. A lease is an object in the state area with an owner, a generation
+//! and an expiry, renewed while the work goes on and taken over after expiry only by a
+//! conditional replace on the version that was read. Holders check it again (fencing) before a
+//! checkpoint or an export pointer moves.
+//!
+//! Leases save work; they are not what makes reruns safe (deterministic plans, create-only
+//! keys and conditional replaces are). Expiry is wall-clock time, never `--now`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Temporary;
+use crate::model::rfc3339_ms;
+use crate::store::{ReplaceOutcome, SharedStore, Version};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    owner: String,
+    generation: u64,
+    /// Epoch milliseconds, wall clock; 0 when released.
+    expires_at_ms: i64,
+    acquired_at_ms: i64,
+    what: String,
+}
+
+/// Another process holds the work.
+#[derive(Debug, Clone, Serialize)]
+pub struct Busy {
+    pub holder: String,
+    pub until: String,
+}
+
+pub enum Acquired {
+    Held(Lease),
+    Busy(Busy),
+}
+
+/// Takes leases for one process.
+pub struct Leases {
+    store: SharedStore,
+    owner: String,
+    ttl: Duration,
+}
+
+impl Leases {
+    pub fn new(store: SharedStore, ttl: Duration) -> Self {
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let owner = format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Leases { store, owner, ttl }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// A holder on this host whose process no longer exists is not working: its lease can be
+    /// taken before it expires (a crash, `kill -9`, a daemon restarted by systemd). Holders on
+    /// other hosts are only ever waited out.
+    fn holder_is_gone(&self, holder: &str) -> bool {
+        let mut ours = self.owner.rsplitn(3, ':');
+        let mut theirs = holder.rsplitn(3, ':');
+        let (_, our_host) = (ours.nth(1), ours.next());
+        let (their_pid, their_host) = (theirs.nth(1), theirs.next());
+        let Some(pid) = their_pid.and_then(|p| p.parse::<u32>().ok()) else {
+            return false;
+        };
+        our_host.is_some()
+            && our_host == their_host
+            && pid != std::process::id()
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new("/proc").join(pid.to_string()).exists()
+    }
+
+    /// Takes the lease `name` if it is free, released or expired.
+    pub async fn acquire(&self, name: &str, what: &str) -> Result<Acquired> {
+        let key = format!("_state/leases/{name}.json");
+        let now = Utc::now().timestamp_millis();
+        let current = self.store.get(&key).await?;
+        let (generation, expected) = match &current {
+            None => (1, None),
+            Some((bytes, version)) => match serde_json::from_slice::<Record>(bytes) {
+                Ok(held) if held.expires_at_ms > now && !self.holder_is_gone(&held.owner) => {
+                    return Ok(Acquired::Busy(Busy {
+                        holder: held.owner,
+                        until: rfc3339_ms(held.expires_at_ms),
+                    }));
+                }
+                Ok(expired) => (expired.generation + 1, Some(version)),
+                // Unreadable: nobody can be holding it.
+                Err(_) => (1, Some(version)),
+            },
+        };
+        let record = Record {
+            owner: self.owner.clone(),
+            generation,
+            expires_at_ms: now + ttl_ms(self.ttl),
+            acquired_at_ms: now,
+            what: what.to_string(),
+        };
+        match self
+            .store
+            .replace(&key, serde_json::to_vec_pretty(&record)?, expected)
+            .await?
+        {
+            ReplaceOutcome::Replaced(version) => {
+                crate::failpoint::hit("lease.after_acquire");
+                Ok(Acquired::Held(Lease::start(
+                    self.store.clone(),
+                    key,
+                    record,
+                    version,
+                    self.ttl,
+                )))
+            }
+            // Someone took it between our read and our write.
+            ReplaceOutcome::Conflict => {
+                let holder = match self.store.get(&key).await? {
+                    Some((bytes, _)) => serde_json::from_slice::<Record>(&bytes).ok(),
+                    None => None,
+                };
+                Ok(Acquired::Busy(Busy {
+                    holder: holder
+                        .as_ref()
+                        .map_or("another process".into(), |r| r.owner.clone()),
+                    until: holder.map_or(String::new(), |r| rfc3339_ms(r.expires_at_ms)),
+                }))
+            }
+        }
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+struct Inner {
+    store: SharedStore,
+    key: String,
+    record: Record,
+    version: Mutex<Version>,
+    lost: AtomicBool,
+    ttl: Duration,
+}
+
+/// A held lease, renewed in the background until released.
+pub struct Lease {
+    inner: Arc<Inner>,
+    stop: CancellationToken,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Lease {
+    fn start(
+        store: SharedStore,
+        key: String,
+        record: Record,
+        version: Version,
+        ttl: Duration,
+    ) -> Lease {
+        let inner = Arc::new(Inner {
+            store,
+            key,
+            record,
+            version: Mutex::new(version),
+            lost: AtomicBool::new(false),
+            ttl,
+        });
+        let stop = CancellationToken::new();
+        let renewer = tokio::spawn(renew(inner.clone(), stop.clone()));
+        Lease {
+            inner,
+            stop,
+            renewer: Some(renewer),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.inner.record.generation
+    }
+
+    /// Fencing: fails if the lease was lost or taken over, before state moves.
+    pub async fn check(&self) -> Result<()> {
+        let lost = || {
+            Temporary(format!(
+                "lost the lease {} (generation {}): another scopetrail process took the work over; this run stops before moving state",
+                self.inner.key, self.inner.record.generation
+            ))
+        };
+        if self.inner.lost.load(Ordering::SeqCst) {
+            return Err(lost().into());
+        }
+        let (bytes, _) = self
+            .inner
+            .store
+            .get(&self.inner.key)
+            .await?
+            .ok_or_else(lost)?;
+        let current: Record = serde_json::from_slice(&bytes).context("reading a lease")?;
+        let ours = current.owner == self.inner.record.owner
+            && current.generation == self.inner.record.generation
+            && current.expires_at_ms > Utc::now().timestamp_millis();
+        if ours { Ok(()) } else { Err(lost().into()) }
+    }
+
+    /// Gives the work back at once, rather than at expiry.
+    pub async fn release(mut self) -> Result<()> {
+        self.stop.cancel();
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.await;
+        }
+        if self.inner.lost.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut released = self.inner.record.clone();
+        released.expires_at_ms = 0;
+        let version = self.inner.version.lock().await.clone();
+        // A conflict means someone took it over: nothing of ours to give back.
+        self.inner
+            .store
+            .replace(
+                &self.inner.key,
+                serde_json::to_vec_pretty(&released)?,
+                Some(&version),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Not released (an error path): stop renewing and let it expire.
+        self.stop.cancel();
+    }
+}
+
+async fn renew(inner: Arc<Inner>, stop: CancellationToken) {
+    let period = inner.ttl / 3;
+    let mut expires_at_ms = inner.record.expires_at_ms;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let mut record = inner.record.clone();
+        let now = Utc::now().timestamp_millis();
+        record.expires_at_ms = now + ttl_ms(inner.ttl);
+        let Ok(bytes) = serde_json::to_vec_pretty(&record) else {
+            continue;
+        };
+        let mut version = inner.version.lock().await;
+        match inner.store.replace(&inner.key, bytes, Some(&version)).await {
+            Ok(ReplaceOutcome::Replaced(v)) => {
+                *version = v;
+                expires_at_ms = record.expires_at_ms;
+            }
+            Ok(ReplaceOutcome::Conflict) => {
+                tracing::warn!(lease = %inner.key, "lease taken over by another process");
+                inner.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lease = %inner.key, error = %format!("{e:#}"), "could not renew a lease");
+                if now >= expires_at_ms {
+                    inner.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::local::LocalStore;
+
+    fn leases(store: &SharedStore, ttl_ms: u64) -> Leases {
+        Leases::new(store.clone(), Duration::from_millis(ttl_ms))
+    }
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_release_frees_it() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store: SharedStore = Arc::new(LocalStore::open(dir.path())?);
+        let (a, b) = (leases(&store, 60_000), leases(&store, 60_000));
+        let Acquired::Held(held) = a.acquire("source-x", "collect x").await? else {
+            panic!("free lease not taken");
+        };
+        match b.acquire("source-x", "collect x").await? {
+            Acquired::Busy(busy) => assert_eq!(busy.holder, a.owner()),
+            Acquired::Held(_) => panic!("two holders"),
+        }
+        held.check().await?;
+        held.release().await?;
+        let Acquired::Held(second) = b.acquire("source-x", "collect x").await? else {
+            panic!("released lease not taken");
+        };
+        assert_eq!(second.generation(), 2);
+        second.release().await
+    }
+
+    #[tokio::test]
+    async fn a_dead_holder_on_this_host_is_taken_over_at_once() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store: SharedStore = Arc::new(LocalStore::open(dir.path())?);
+        let a = leases(&store, 60_000);
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        // A process id that cannot exist (above the kernel's pid_max).
+        let dead = Record {
+            owner: format!("{host}:4194305:deadbeef"),
+            generation: 7,
+            expires_at_ms: Utc::now().timestamp_millis() + 60_000,
+            acquired_at_ms: 0,
+            what: "collect x".into(),
+        };
+        let alive_elsewhere = Record {
+            owner: "another-host:1:cafe".into(),
+            ..dead.clone()
+        };
+        store
+            .replace("_state/leases/gone.json", serde_json::to_vec(&dead)?, None)
+            .await?;
+        store
+            .replace(
+                "_state/leases/remote.json",
+                serde_json::to_vec(&alive_elsewhere)?,
+                None,
+            )
+            .await?;
+        let Acquired::Held(taken) = a.acquire("gone", "collect x").await? else {
+            panic!("a dead local holder must not block");
+        };
+        assert_eq!(taken.generation(), 8);
+        taken.release().await?;
+        assert!(
+            matches!(a.acquire("remote", "collect x").await?, Acquired::Busy(_)),
+            "a holder on another host is waited out"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn renewal_keeps_it_and_expiry_hands_it_over_with_fencing() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store: SharedStore = Arc::new(LocalStore::open(dir.path())?);
+        let (a, b) = (leases(&store, 300), leases(&store, 300));
+        let Acquired::Held(held) = a.acquire("job-w", "export w").await? else {
+            panic!("not taken");
+        };
+        // Renewed every 100 ms: still held well past one TTL.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(matches!(
+            b.acquire("job-w", "export w").await?,
+            Acquired::Busy(_)
+        ));
+        held.check().await?;
+        // The holder stalls (renewals stop) and the lease expires: the other takes it over.
+        held.stop.cancel();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let Acquired::Held(taker) = b.acquire("job-w", "export w").await? else {
+            panic!("expired lease not taken over");
+        };
+        assert_eq!(taker.generation(), 2);
+        let err = held
+            .check()
+            .await
+            .expect_err("the old holder must be fenced off");
+        assert!(crate::error::is_temporary(&err), "{err:#}");
+        taker.check().await?;
+        taker.release().await
+    }
+}
