@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod failpoint;
+pub mod gz;
 pub mod http;
 pub mod lease;
 pub mod logging;

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use flate2::Compression;
-use flate2::write::GzEncoder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -520,7 +519,7 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-type ObjectWriter = CsvEncoder<Hashing<GzEncoder<BufWriter<File>>>>;
+type ObjectWriter = CsvEncoder<Hashing<crate::gz::Writer<File>>>;
 
 fn start_object(
     partition: &Partition,
@@ -531,8 +530,7 @@ fn start_object(
         .suffix(".csv.gz")
         .tempfile_in(scratch)?
         .into_parts();
-    // flate2 writes mtime 0, so the same rows give the same bytes.
-    let gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+    let gz = crate::gz::writer(file, Compression::default());
     let writer = CsvEncoder::new(
         Hashing {
             inner: gz,
@@ -551,7 +549,7 @@ fn finish_object(
     let rows = writer.rows();
     let hashing = writer.finish()?;
     let sha256 = hex::encode(hashing.hasher.finalize());
-    hashing.inner.finish()?.flush()?;
+    crate::gz::finish(hashing.inner)?.flush()?;
     Ok(Encoded {
         partition,
         file,

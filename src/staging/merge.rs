@@ -4,13 +4,12 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Lines, Write};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use uuid::Uuid;
 
 use crate::model::{Dataset, Record};
@@ -169,13 +168,13 @@ impl Merge {
     }
 
     fn write_to(mut self, path: &Path) -> Result<()> {
-        let mut gz = GzEncoder::new(BufWriter::new(File::create(path)?), Compression::fast());
+        let mut gz = crate::gz::writer(File::create(path)?, Compression::fast());
         gz.write_all(b"{}\n")?;
         while let Some(record) = self.next_record()? {
             serde_json::to_writer(&mut gz, &record)?;
             gz.write_all(b"\n")?;
         }
-        gz.finish()?.flush()?;
+        crate::gz::finish(gz)?.flush()?;
         Ok(())
     }
 }

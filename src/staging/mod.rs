@@ -18,7 +18,6 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -407,14 +406,14 @@ fn encode_segment(
         rows: records.len() as u64,
         partitions,
     };
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
     serde_json::to_writer(&mut gz, &header)?;
     gz.write_all(b"\n")?;
     for r in records.iter() {
         serde_json::to_writer(&mut gz, r)?;
         gz.write_all(b"\n")?;
     }
-    Ok(gz.finish()?)
+    Ok(crate::gz::finish(gz)?)
 }
 
 fn read_header(path: &Path) -> Result<SegmentHeader> {
