@@ -30,31 +30,41 @@ impl Bindings {
     /// one credential is bound to it. Only credentials bound to the row's (vendor, tenant)
     /// can claim it.
     pub fn claim(&self, claim: &Claim<'_>) -> Option<&Credential> {
-        let bound: Vec<&Credential> = self
+        self.claim_index(claim).and_then(|i| self.get(i))
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Credential> {
+        self.credentials.get(index)
+    }
+
+    /// Like `claim`, the credential's index, for callers that remember the answer.
+    pub fn claim_index(&self, claim: &Claim<'_>) -> Option<usize> {
+        let bound: Vec<(usize, &Credential)> = self
             .credentials
             .iter()
-            .filter(|c| {
+            .enumerate()
+            .filter(|(_, c)| {
                 c.used_by
                     .iter()
                     .any(|b| b.vendor == claim.vendor && b.tenant == claim.tenant)
             })
             .collect();
         if let Some(id) = claim.client_id
-            && let Some(c) = bound.iter().find(|c| {
+            && let Some((i, _)) = bound.iter().find(|(_, c)| {
                 c.client_id.as_deref() == Some(id) || c.access_key_id.as_deref() == Some(id)
             })
         {
-            return Some(c);
+            return Some(*i);
         }
         if let Some(hint) = claim.hint
-            && let Some(c) = bound
+            && let Some((i, _)) = bound
                 .iter()
-                .find(|c| c.name == hint || c.hints.iter().any(|h| h == hint))
+                .find(|(_, c)| c.name == hint || c.hints.iter().any(|h| h == hint))
         {
-            return Some(c);
+            return Some(*i);
         }
         let host = claim.host?;
-        let mut by_host = bound.iter().filter(|c| {
+        let mut by_host = bound.iter().filter(|(_, c)| {
             c.used_by.iter().any(|b| {
                 b.vendor == claim.vendor
                     && b.tenant == claim.tenant
@@ -62,7 +72,7 @@ impl Bindings {
             })
         });
         match (by_host.next(), by_host.next()) {
-            (Some(only), None) => Some(only),
+            (Some((i, _)), None) => Some(*i),
             // Two credentials on one host: the host alone cannot say which made the call.
             _ => None,
         }

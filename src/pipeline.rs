@@ -419,7 +419,10 @@ impl<'a> Runner<'a> {
             tenants: &self.config.tenants,
             bindings: self.bindings.clone(),
         };
-        let result = spec.build(&ctx).collect(&mut session).await;
+        let result = match spec.build(&ctx) {
+            Ok(mut source) => source.collect(&mut session).await,
+            Err(e) => Err(e),
+        };
         let stats = session.stats().clone();
         if self.options.cancel.is_cancelled() {
             // Not finished: the watermark stays, so the source is due again next run.

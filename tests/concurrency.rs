@@ -69,7 +69,7 @@ fn the_second_run_skips_a_source_another_is_collecting() {
     );
     let a = finish(a);
     a.assert_code(0);
-    assert!(a.stdout.contains("200 rows staged"), "{}", a.stdout);
+    assert!(a.stdout.contains("(denials 200,"), "{}", a.stdout);
     assert_each_row_once(&s, 200);
 }
 
@@ -113,7 +113,7 @@ fn runs_started_together_export_everything_once() {
     }
     let collected = runs
         .iter()
-        .filter(|r| r.stdout.contains("3000 rows staged"))
+        .filter(|r| r.stdout.contains("(denials 3000,"))
         .count();
     assert_eq!(collected, 1, "exactly one run collected the source");
     let exported = runs

@@ -143,8 +143,8 @@ tenant = "acme"
         out,
         main,
         config,
-        "methd",
-        "unknown key `fields.methd` in source `proxy`",
+        "\"method\"",
+        "source `proxy`: unknown field `methd` (fields: time, status, method,",
     );
     expect_at(
         out,

@@ -73,26 +73,39 @@ impl Header {
 }
 
 macro_rules! datasets {
-    ($(
-        $(#[$meta:meta])*
-        $variant:ident($ty:ident) = $name:literal, ocsf $ocsf:literal {
-            $( $field:ident : $fty:ty = $col:expr ),* $(,)?
-        }
-    )*) => {
-        /// A dataset: one CSV table, one folder under `v1/`.
+    (
+        exported { $($exported:ident)* }
+        internal { $($internal:ident)* }
+        $(
+            $(#[$meta:meta])*
+            $variant:ident($ty:ident) = $name:literal, ocsf $ocsf:literal {
+                $( $field:ident : $fty:ty = $col:expr ),* $(,)?
+            }
+        )*
+    ) => {
+        /// A dataset: one CSV table, one folder under `v1/`; or an internal one, staged as
+        /// input to derived datasets and never exported.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum Dataset { $($variant),* }
 
         impl Dataset {
-            pub const ALL: &'static [Dataset] = &[$(Dataset::$variant),*];
+            /// The exported datasets, in CSV-contract order.
+            pub const ALL: &'static [Dataset] = &[$(Dataset::$exported),*];
+            /// Staged only, as input to derived datasets.
+            pub const INTERNAL: &'static [Dataset] = &[$(Dataset::$internal),*];
 
             pub fn name(self) -> &'static str {
                 match self { $(Dataset::$variant => $name),* }
             }
 
+            /// An exported dataset by name.
             pub fn from_name(name: &str) -> Option<Dataset> {
                 Self::ALL.iter().copied().find(|d| d.name() == name)
+            }
+
+            pub fn is_exported(self) -> bool {
+                Self::ALL.contains(&self)
             }
 
             /// The OCSF class, as a hint for SIEM mappings.
@@ -173,6 +186,12 @@ macro_rules! datasets {
 }
 
 datasets! {
+    exported {
+        Denials WebhookFailures RateLimitBursts TokenSnapshots Changes Incidents Findings
+        FindingEvents RequestCounts
+    }
+    internal { RateLimitEvents }
+
     /// HTTP 401/403 and their vendor equivalents.
     Denials(Denial) = "denials", ocsf "6003 API Activity / 3002 Authentication" {
         http_status: Option<i64> = int("HTTP status of the denied call.")
@@ -320,6 +339,8 @@ datasets! {
     }
 
     /// Requests per hour, so correlation can tell "never worked" from "stopped working".
+    /// Additive: a collection that sees more requests of an hour already exported adds a row
+    /// rather than rewriting one, so totals are the sum of `count` over rows with the same key.
     RequestCounts(RequestCount) = "request_counts", ocsf "6003 API Activity (aggregated)" {
         hour_dt: Option<i64> = datetime("Start of the hour."),
         api_service: Option<String> = text("The API host or service.").ocsf("api.service.name").ecs("service.name"),
@@ -327,6 +348,20 @@ datasets! {
         http_method: Option<String> = text("HTTP method.").ecs("http.request.method"),
         status_class: Option<String> = text("2xx, 401, 403, 429, 4xx, 5xx."),
         actor_app: Option<String> = text("OAuth client id or app.").ocsf("actor.app_uid"),
-        count: Option<i64> = int("Requests.").ocsf("count"),
+        count: Option<i64> = int("Requests seen by one collection: sum over rows with the same key.").ocsf("count"),
+    }
+
+    /// One 429 or 503 answer, staged as input to `rate_limit_bursts`.
+    RateLimitEvents(RateLimitEvent) = "rate_limit_events", ocsf "internal" {
+        http_status: Option<i64> = int("429 or 503."),
+        api_service: Option<String> = text("The API host or service."),
+        api_operation: Option<String> = text("Route template or vendor operation."),
+        http_method: Option<String> = text("HTTP method."),
+        actor_app: Option<String> = text("OAuth client id or app."),
+        credential_uid: Option<String> = id("Join key of the credential."),
+        retry_after_s: Option<i64> = int("Retry-After, seconds."),
+        ratelimit_limit: Option<i64> = int("Advertised limit."),
+        ratelimit_remaining: Option<i64> = int("Remaining, as the response said."),
+        request_id: Option<String> = id("Request id."),
     }
 }

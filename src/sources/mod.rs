@@ -150,15 +150,15 @@ impl SourceSettings {
 }
 
 impl SourceSpec {
-    pub fn build(&self, ctx: &BuildContext<'_>) -> Box<dyn Source> {
-        match &self.settings {
-            SourceSettings::HttpLog(s) => Box::new(http_log::HttpLog::new(self, s, ctx)),
-        }
+    pub fn build(&self, ctx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Source>> {
+        Ok(match &self.settings {
+            SourceSettings::HttpLog(s) => Box::new(http_log::HttpLog::new(self, s, ctx)?),
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
+mod host_tests {
     use super::host_matches;
 
     #[test]

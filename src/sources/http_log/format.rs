@@ -1,0 +1,358 @@
+//! Line formats: JSON lines with a mapping of dotted paths, the nginx/Apache combined format,
+//! or a regular expression with named captures. Each fills the same slots, one per field.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+use super::json::{Paths, Scalar};
+
+/// What a line can tell; a regex's named captures and the `fields` table use these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Time,
+    Status,
+    Method,
+    Url,
+    Host,
+    Path,
+    ClientId,
+    CredentialHint,
+    RequestId,
+    WwwAuthenticate,
+    RetryAfter,
+    RateLimitLimit,
+    RateLimitRemaining,
+    ErrorCode,
+    ErrorMessage,
+    UserAgent,
+    User,
+}
+
+pub const FIELDS: [(Field, &str); 17] = [
+    (Field::Time, "time"),
+    (Field::Status, "status"),
+    (Field::Method, "method"),
+    (Field::Url, "url"),
+    (Field::Host, "host"),
+    (Field::Path, "path"),
+    (Field::ClientId, "client_id"),
+    (Field::CredentialHint, "credential_hint"),
+    (Field::RequestId, "request_id"),
+    (Field::WwwAuthenticate, "www_authenticate"),
+    (Field::RetryAfter, "retry_after"),
+    (Field::RateLimitLimit, "ratelimit_limit"),
+    (Field::RateLimitRemaining, "ratelimit_remaining"),
+    (Field::ErrorCode, "error_code"),
+    (Field::ErrorMessage, "error_message"),
+    (Field::UserAgent, "user_agent"),
+    (Field::User, "user"),
+];
+
+pub fn field_named(name: &str) -> Option<Field> {
+    FIELDS.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+}
+
+/// One line's values, by field.
+pub struct Slots<'a>(pub [Option<Scalar<'a>>; FIELDS.len()]);
+
+impl<'a> Slots<'a> {
+    pub fn new() -> Self {
+        Slots(std::array::from_fn(|_| None))
+    }
+    pub fn get(&self, f: Field) -> Option<&Scalar<'a>> {
+        self.0[f as usize].as_ref()
+    }
+    pub fn str(&self, f: Field) -> Option<&str> {
+        self.get(f).and_then(Scalar::as_str)
+    }
+    pub fn int(&self, f: Field) -> Option<i64> {
+        self.get(f).and_then(Scalar::as_int)
+    }
+    pub fn text(&self, f: Field) -> Option<String> {
+        self.get(f).and_then(Scalar::to_text)
+    }
+    fn put(&mut self, f: Field, v: &'a str) {
+        self.0[f as usize] = Some(Scalar::Str(Cow::Borrowed(v)));
+    }
+}
+
+pub enum LineFormat {
+    Json(Paths),
+    Combined,
+    Regex {
+        regex: regex::Regex,
+        /// Capture group index -> field.
+        groups: Vec<(usize, Field)>,
+    },
+}
+
+impl LineFormat {
+    pub fn extract<'a>(&self, line: &'a str, out: &mut Slots<'a>) -> Result<(), String> {
+        match self {
+            LineFormat::Json(paths) => paths
+                .extract(line, &mut out.0)
+                .map_err(|e| format!("not JSON: {e}")),
+            LineFormat::Combined => combined(line, out),
+            LineFormat::Regex { regex, groups } => {
+                let caps = regex
+                    .captures(line)
+                    .ok_or("does not match the configured pattern")?;
+                for (i, field) in groups {
+                    if let Some(m) = caps.get(*i) {
+                        out.put(*field, m.as_str());
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326 "ref" "agent"`
+fn combined<'a>(line: &'a str, out: &mut Slots<'a>) -> Result<(), String> {
+    let mut rest = line;
+    let _remote_addr = token(&mut rest).ok_or("no remote address")?;
+    let _ident = token(&mut rest).ok_or("no identity")?;
+    let user = token(&mut rest).ok_or("no user")?;
+    if user != "-" {
+        out.put(Field::User, user);
+    }
+    rest = rest.trim_start();
+    let time = rest
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .ok_or("no [time]")?;
+    out.put(Field::Time, time.0);
+    rest = time.1;
+    let request = quoted(&mut rest).ok_or("no \"request\"")?;
+    let mut parts = request.splitn(3, ' ');
+    if let (Some(method), Some(target)) = (parts.next(), parts.next()) {
+        out.put(Field::Method, method);
+        out.put(Field::Url, target);
+    }
+    let status = token(&mut rest).ok_or("no status")?;
+    out.put(Field::Status, status);
+    let _bytes = token(&mut rest);
+    let _referer = quoted(&mut rest);
+    if let Some(agent) = quoted(&mut rest)
+        && agent != "-"
+    {
+        out.put(Field::UserAgent, agent);
+    }
+    Ok(())
+}
+
+fn token<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let s = rest.trim_start();
+    if s.is_empty() {
+        return None;
+    }
+    let end = s.find(' ').unwrap_or(s.len());
+    *rest = &s[end..];
+    Some(&s[..end])
+}
+
+/// A double-quoted field; nginx escapes quotes inside as `\x22`, Apache as `\"`.
+fn quoted<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let s = rest.trim_start().strip_prefix('"')?;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => {
+                *rest = &s[i + 1..];
+                return Some(&s[..i]);
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Reads times, remembering the last second seen: consecutive lines of a log mostly share it.
+pub struct Times {
+    /// A strftime format (`%d/%b/%Y:%H:%M:%S %z`); `None`: RFC 3339 or epoch numbers.
+    format: Option<String>,
+    last: Last,
+}
+
+/// The last text parsed and its time.
+#[derive(Default)]
+struct Last {
+    key: String,
+    ms: i64,
+}
+
+impl Last {
+    fn get(&mut self, key: &str, parse: impl FnOnce(&str) -> Option<i64>) -> Option<i64> {
+        if key != self.key {
+            self.ms = parse(key)?;
+            self.key.clear();
+            self.key.push_str(key);
+        }
+        Some(self.ms)
+    }
+}
+
+pub const COMBINED_TIME: &str = "%d/%b/%Y:%H:%M:%S %z";
+
+impl Times {
+    pub fn new(format: Option<String>) -> Self {
+        Times {
+            format,
+            last: Last::default(),
+        }
+    }
+
+    /// Epoch milliseconds.
+    pub fn parse(&mut self, value: &Scalar<'_>) -> Option<i64> {
+        match value {
+            Scalar::Int(n) => Some(epoch(*n as f64)),
+            Scalar::Float(f) => Some(epoch(*f)),
+            Scalar::Str(s) => {
+                let s = s.trim();
+                match &self.format {
+                    Some(format) => self.last.get(s, |t| parse_with(t, format)),
+                    None if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+                        s.parse::<f64>().ok().map(epoch)
+                    }
+                    None => self.rfc3339(s),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// `2026-03-05T09:02:50.779Z`: the part up to the second (and the zone) is parsed once per
+    /// second, the fraction every time.
+    fn rfc3339(&mut self, s: &str) -> Option<i64> {
+        let b = s.as_bytes();
+        if b.len() < 20 || !s.is_char_boundary(19) {
+            return DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_millis());
+        }
+        let (head, rest) = s.split_at(19);
+        let digits = rest
+            .strip_prefix('.')
+            .map_or(0, |r| r.bytes().take_while(u8::is_ascii_digit).count());
+        let zone = &rest[if digits > 0 { digits + 1 } else { 0 }..];
+        let fraction_ms = match digits {
+            0 => 0,
+            n => {
+                let d = &rest[1..=n];
+                let ms = &d[..n.min(3)];
+                ms.parse::<i64>().ok()? * 10i64.pow(3 - ms.len() as u32)
+            }
+        };
+        // Compared in place: building the key would allocate on every line.
+        let last = &self.last.key;
+        let same =
+            last.len() == head.len() + zone.len() && last.starts_with(head) && last.ends_with(zone);
+        if !same {
+            let t = DateTime::parse_from_rfc3339(&format!("{head}{zone}")).ok()?;
+            self.last.ms = t.timestamp_millis();
+            self.last.key.clear();
+            self.last.key.push_str(head);
+            self.last.key.push_str(zone);
+        }
+        let seconds = self.last.ms;
+        Some(seconds + fraction_ms)
+    }
+}
+
+/// Epoch seconds or milliseconds: numbers past 1e11 are milliseconds (1e11 seconds is the
+/// year 5138).
+fn epoch(x: f64) -> i64 {
+    if x > 1e11 {
+        x as i64
+    } else {
+        (x * 1000.0) as i64
+    }
+}
+
+fn parse_with(s: &str, format: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_str(s, format) {
+        return Some(t.timestamp_millis());
+    }
+    // A format without a zone is UTC.
+    NaiveDateTime::parse_from_str(s, format)
+        .ok()
+        .map(|t| Utc.from_utc_datetime(&t).timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_every_form() {
+        let ms = 1_772_701_320_000; // 2026-03-05T09:02:00Z
+        let mut t = Times::new(None);
+        let s = |v: &'static str| Scalar::Str(Cow::Borrowed(v));
+        assert_eq!(t.parse(&s("2026-03-05T09:02:00Z")), Some(ms));
+        assert_eq!(t.parse(&s("2026-03-05T09:02:00.5Z")), Some(ms + 500));
+        assert_eq!(t.parse(&s("2026-03-05T09:02:00.123456Z")), Some(ms + 123));
+        assert_eq!(t.parse(&s("2026-03-05T10:02:00.250+01:00")), Some(ms + 250));
+        assert_eq!(t.parse(&Scalar::Int(1_772_701_320)), Some(ms));
+        assert_eq!(t.parse(&Scalar::Int(ms)), Some(ms));
+        assert_eq!(t.parse(&s("1772701320.5")), Some(ms + 500));
+        assert_eq!(t.parse(&s("yesterday")), None);
+        let mut clf = Times::new(Some(COMBINED_TIME.into()));
+        assert_eq!(clf.parse(&s("05/Mar/2026:10:02:00 +0100")), Some(ms));
+        assert_eq!(
+            clf.parse(&s("05/Mar/2026:10:02:00 +0100")),
+            Some(ms),
+            "from the cache"
+        );
+    }
+
+    #[test]
+    fn combined_lines() {
+        let line = r#"10.0.0.7 - frank [05/Mar/2026:10:02:00 +0100] "POST https://api.example.com/v1/orders?x=1 HTTP/1.1" 403 12 "-" "erp-sync/4.2 \"quoted\"""#;
+        let mut out = Slots::new();
+        LineFormat::Combined
+            .extract(line, &mut out)
+            .expect("parses");
+        assert_eq!(out.str(Field::Method), Some("POST"));
+        assert_eq!(
+            out.str(Field::Url),
+            Some("https://api.example.com/v1/orders?x=1")
+        );
+        assert_eq!(out.int(Field::Status), Some(403));
+        assert_eq!(out.str(Field::User), Some("frank"));
+        assert_eq!(
+            out.str(Field::UserAgent),
+            Some(r#"erp-sync/4.2 \"quoted\""#)
+        );
+        assert!(
+            LineFormat::Combined
+                .extract("garbage", &mut Slots::new())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn regex_lines() {
+        let regex = regex::Regex::new(r#"^\[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) \S+" (?P<status>\d+) host=(?P<host>\S+)"#)
+            .expect("regex");
+        let groups = regex
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, field_named(n?)?)))
+            .collect();
+        let format = LineFormat::Regex { regex, groups };
+        let mut out = Slots::new();
+        format
+            .extract(
+                r#"[2026-03-05T09:02:00Z] "GET /v1/x HTTP/1.1" 429 host=api.example.com"#,
+                &mut out,
+            )
+            .expect("matches");
+        assert_eq!(out.int(Field::Status), Some(429));
+        assert_eq!(out.str(Field::Host), Some("api.example.com"));
+        assert!(format.extract("nope", &mut Slots::new()).is_err());
+    }
+}
