@@ -414,6 +414,9 @@ fn send(tx: &Tx, message: Message) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("collection stopped"))
 }
 
+/// (mapping, client id, hint, host), interned.
+type ClaimKey = (usize, Option<u32>, Option<u32>, Option<u32>);
+
 /// One collection's reading state, across files.
 struct Pass<'a> {
     cursor: Cursor,
@@ -423,7 +426,7 @@ struct Pass<'a> {
     counts_from: Option<String>,
     /// (host) -> mapping index, and (mapping, client, hint, host) -> credential index.
     host_mappings: FxHashMap<String, usize>,
-    credentials: FxHashMap<(usize, Option<u32>, Option<u32>, Option<u32>), Option<usize>>,
+    credentials: FxHashMap<ClaimKey, Option<usize>>,
     times: Times,
     operation: String,
     lines: u64,
@@ -579,7 +582,7 @@ impl Reader {
             }
             // Asked to stop: the lines read so far go out with the last page, whose cursor
             // says exactly where the next run resumes.
-            if pass.lines % 4096 == 0 && pass.cancel.is_cancelled() {
+            if pass.lines.is_multiple_of(4096) && pass.cancel.is_cancelled() {
                 break;
             }
         }
