@@ -8,6 +8,7 @@
 //! is replayed by the next run, so nothing is lost even if the grace period runs out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -26,6 +27,9 @@ struct Daemon {
     wake: Notify,
     stop: CancellationToken,
     scheduler: JobScheduler,
+    /// Pages staged and objects written by the runs, and whether one is going on.
+    progress: Arc<AtomicU64>,
+    running: AtomicBool,
 }
 
 pub async fn run(config: Config, grace: Duration) -> Result<()> {
@@ -44,6 +48,8 @@ pub async fn run(config: Config, grace: Duration) -> Result<()> {
         wake: Notify::new(),
         stop,
         scheduler,
+        progress: Arc::new(AtomicU64::new(0)),
+        running: AtomicBool::new(false),
     });
     let worker = tokio::spawn(work(daemon.clone()));
 
@@ -98,7 +104,7 @@ pub async fn run(config: Config, grace: Duration) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     if let Some(interval) = sd_notify::watchdog_enabled() {
-        tokio::spawn(watchdog(interval / 2, daemon.stop.clone()));
+        tokio::spawn(watchdog(daemon.clone(), interval / 2));
     }
     tracing::info!(
         jobs = daemon.config.jobs.len(),
@@ -132,9 +138,13 @@ async fn work(d: Arc<Daemon>) -> Result<()> {
         }
         let options = RunOptions {
             cancel: d.stop.clone(),
+            progress: d.progress.clone(),
             ..RunOptions::default()
         };
-        match pipeline::run(&d.config, &options).await {
+        d.running.store(true, Ordering::SeqCst);
+        let result = pipeline::run(&d.config, &options).await;
+        d.running.store(false, Ordering::SeqCst);
+        match result {
             Ok(report) => {
                 log_report(&report);
                 d.wake_when_windows_are_ready(&report).await;
@@ -203,11 +213,21 @@ fn log_report(report: &RunReport) {
     let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
 }
 
-async fn watchdog(every: Duration, stop: CancellationToken) {
+/// Pings systemd's watchdog while the daemon is idle or its run makes progress: a run stuck
+/// on something gets the daemon restarted (what it had staged is kept; a restart resumes).
+async fn watchdog(d: Arc<Daemon>, every: Duration) {
+    let mut last = d.progress.load(Ordering::Relaxed);
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => { let _ = sd_notify::notify(&[NotifyState::Watchdog]); }
+            () = d.stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
         }
+        let now = d.progress.load(Ordering::Relaxed);
+        if now != last || !d.running.load(Ordering::SeqCst) {
+            let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+        } else {
+            tracing::warn!("no progress since the last watchdog ping");
+        }
+        last = now;
     }
 }

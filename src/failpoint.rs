@@ -1,13 +1,18 @@
 //! Named failpoints on the state transitions (DESIGN §7): `SCOPETRAIL_FAILPOINT=<name>`
 //! aborts the process right there, as a crash or a `kill -9` would, so tests can prove that a
-//! rerun loses nothing and duplicates nothing.
+//! rerun loses nothing and duplicates nothing. `<name>#<n>` aborts at its n-th hit (the second
+//! object, the third page); `<name>:sleep=<ms>` pauses there instead, for tests that need two
+//! processes to overlap at a known point.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every failpoint, in the order a run meets them.
 pub const ALL: &[&str] = &[
     // A lease (collect or export) is taken; the work has not started.
     "lease.after_acquire",
+    // The staging segment an interrupted collection left uncommitted is deleted.
+    "collect.after_orphan_delete",
     // A staging segment is written; the checkpoint does not know it yet.
     "collect.after_segment",
     // The checkpoint moved past a staged page.
@@ -24,28 +29,61 @@ pub const ALL: &[&str] = &[
     "export.after_marker",
     // The job's pointer moved.
     "export.after_commit",
+    // Retention deleted a staging segment past its retention.
+    "clean.after_segment_delete",
+    // Retention deleted an old plan; the pointer's history is not pruned yet.
+    "clean.after_plan_delete",
 ];
 
-/// `SCOPETRAIL_FAILPOINT=name` aborts there; `name:sleep=MS` pauses there instead (for tests
-/// that need two processes to overlap at a known point).
-pub fn hit(name: &str) {
-    static ARMED: OnceLock<Option<(String, Option<u64>)>> = OnceLock::new();
-    let armed = ARMED.get_or_init(|| {
-        let value = std::env::var("SCOPETRAIL_FAILPOINT").ok()?;
-        Some(match value.split_once(":sleep=") {
-            Some((point, ms)) => (point.to_string(), ms.parse().ok()),
-            None => (value, None),
+enum Action {
+    Abort,
+    Sleep(u64),
+}
+
+struct Armed {
+    name: String,
+    /// Fire at this hit (1 = the first).
+    at: u64,
+    action: Action,
+    hits: AtomicU64,
+}
+
+fn armed() -> Option<&'static Armed> {
+    static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| {
+            let value = std::env::var("SCOPETRAIL_FAILPOINT").ok()?;
+            let (point, action) = match value.split_once(":sleep=") {
+                Some((p, ms)) => (p, Action::Sleep(ms.parse().ok()?)),
+                None => (value.as_str(), Action::Abort),
+            };
+            let (name, at) = match point.split_once('#') {
+                Some((n, at)) => (n, at.parse().ok()?),
+                None => (point, 1),
+            };
+            Some(Armed {
+                name: name.to_string(),
+                at,
+                action,
+                hits: AtomicU64::new(0),
+            })
         })
-    });
-    match armed {
-        Some((point, None)) if point == name => {
+        .as_ref()
+}
+
+pub fn hit(name: &str) {
+    let Some(armed) = armed() else { return };
+    if armed.name != name || armed.hits.fetch_add(1, Ordering::SeqCst) + 1 != armed.at {
+        return;
+    }
+    match armed.action {
+        Action::Abort => {
             eprintln!("scopetrail: failpoint {name} reached: aborting");
             std::process::abort();
         }
-        Some((point, Some(ms))) if point == name => {
+        Action::Sleep(ms) => {
             eprintln!("scopetrail: failpoint {name} reached: pausing {ms} ms");
-            std::thread::sleep(std::time::Duration::from_millis(*ms));
+            std::thread::sleep(std::time::Duration::from_millis(ms));
         }
-        _ => {}
     }
 }

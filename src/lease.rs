@@ -7,7 +7,14 @@
 //!
 //! Leases save work; they are not what makes reruns safe (deterministic plans, create-only
 //! keys and conditional replaces are). Expiry is wall-clock time, never `--now`.
+//!
+//! Where the state area is a local folder, each process also holds a file lock
+//! (`.locks/<owner>.lock`) while it lives: if another process can take that lock, the holder is
+//! dead and its leases are taken over at once instead of after expiry. File locks work across
+//! PID namespaces and containers sharing the folder, where looking for the process would not.
 
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -49,6 +56,27 @@ pub struct Leases {
     store: SharedStore,
     owner: String,
     ttl: Duration,
+    liveness: Option<Liveness>,
+}
+
+/// This process's lock, proof of life to the others sharing the folder.
+struct Liveness {
+    dir: PathBuf,
+    path: PathBuf,
+    _held: File,
+}
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Older than any lease: a dead process's lock file is no longer needed as evidence.
+const STALE_LOCK: Duration = Duration::from_secs(24 * 3600);
+
+fn lock_file_name(owner: &str) -> String {
+    format!("{}.lock", owner.replace([':', '/'], "_"))
 }
 
 impl Leases {
@@ -59,34 +87,43 @@ impl Leases {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        Leases { store, owner, ttl }
+        let liveness = store.local_root().and_then(|root| {
+            let dir = root.join(".locks");
+            match Liveness::hold(&dir, &owner) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot hold a liveness lock: crashed runs' leases will be waited out");
+                    None
+                }
+            }
+        });
+        Leases {
+            store,
+            owner,
+            ttl,
+            liveness,
+        }
     }
 
     pub fn owner(&self) -> &str {
         &self.owner
     }
 
-    /// A holder on this host whose process no longer exists is not working: its lease can be
-    /// taken before it expires (a crash, `kill -9`, a daemon restarted by systemd). Holders on
-    /// other hosts are only ever waited out.
+    /// A holder whose liveness lock another process can take is dead: its lease need not be
+    /// waited out. Without a lock file to try (another host, another folder), it is alive.
     fn holder_is_gone(&self, holder: &str) -> bool {
-        let mut ours = self.owner.rsplitn(3, ':');
-        let mut theirs = holder.rsplitn(3, ':');
-        let (_, our_host) = (ours.nth(1), ours.next());
-        let (their_pid, their_host) = (theirs.nth(1), theirs.next());
-        let Some(pid) = their_pid.and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(liveness) = &self.liveness else {
             return false;
         };
-        our_host.is_some()
-            && our_host == their_host
-            && pid != std::process::id()
-            && std::path::Path::new("/proc/self").exists()
-            && !std::path::Path::new("/proc").join(pid.to_string()).exists()
+        if holder == self.owner {
+            return false;
+        }
+        Liveness::is_dead(&liveness.dir.join(lock_file_name(holder)))
     }
 
     /// Takes the lease `name` if it is free, released or expired.
     pub async fn acquire(&self, name: &str, what: &str) -> Result<Acquired> {
-        let key = format!("_state/leases/{name}.json");
+        let key = crate::store::keys::lease_key(name);
         let now = Utc::now().timestamp_millis();
         let current = self.store.get(&key).await?;
         let (generation, expected) = match &current {
@@ -139,6 +176,46 @@ impl Leases {
                 }))
             }
         }
+    }
+}
+
+impl Liveness {
+    fn hold(dir: &Path, owner: &str) -> std::io::Result<Liveness> {
+        std::fs::create_dir_all(dir)?;
+        // Lock files of dead processes are the evidence that their leases can be taken over:
+        // cleared only once those leases have surely expired.
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let old = entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_LOCK);
+            if old && Liveness::is_dead(&entry.path()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let path = dir.join(lock_file_name(owner));
+        let held = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        held.try_lock()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Liveness {
+            dir: dir.to_path_buf(),
+            path,
+            _held: held,
+        })
+    }
+
+    /// True if a lock file is there and nobody holds its lock.
+    fn is_dead(path: &Path) -> bool {
+        let Ok(file) = OpenOptions::new().write(true).open(path) else {
+            return false;
+        };
+        file.try_lock().is_ok()
     }
 }
 
@@ -314,42 +391,59 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dead_holder_on_this_host_is_taken_over_at_once() -> Result<()> {
+    async fn a_dead_holder_is_taken_over_at_once_a_live_one_is_not() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let store: SharedStore = Arc::new(LocalStore::open(dir.path())?);
         let a = leases(&store, 60_000);
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        // A process id that cannot exist (above the kernel's pid_max).
-        let dead = Record {
-            owner: format!("{host}:4194305:deadbeef"),
+        let b = leases(&store, 60_000);
+        let held = |owner: &str| Record {
+            owner: owner.to_string(),
             generation: 7,
             expires_at_ms: Utc::now().timestamp_millis() + 60_000,
             acquired_at_ms: 0,
             what: "collect x".into(),
         };
-        let alive_elsewhere = Record {
-            owner: "another-host:1:cafe".into(),
-            ..dead.clone()
-        };
-        store
-            .replace("_state/leases/gone.json", serde_json::to_vec(&dead)?, None)
-            .await?;
+        // A crashed process: its lock file is there, nobody holds it.
+        let dead = "host-x:4242:deadbeef";
+        std::fs::write(dir.path().join(".locks").join(lock_file_name(dead)), b"")?;
         store
             .replace(
-                "_state/leases/remote.json",
-                serde_json::to_vec(&alive_elsewhere)?,
+                "_state/leases/gone.json",
+                serde_json::to_vec(&held(dead))?,
                 None,
             )
             .await?;
+        // A process elsewhere: no lock file to try.
+        store
+            .replace(
+                "_state/leases/remote.json",
+                serde_json::to_vec(&held("other:1:cafe"))?,
+                None,
+            )
+            .await?;
+        // A live process sharing the folder: b.
+        store
+            .replace(
+                "_state/leases/alive.json",
+                serde_json::to_vec(&held(b.owner()))?,
+                None,
+            )
+            .await?;
+
         let Acquired::Held(taken) = a.acquire("gone", "collect x").await? else {
-            panic!("a dead local holder must not block");
+            panic!("a dead holder must not block");
         };
         assert_eq!(taken.generation(), 8);
         taken.release().await?;
         assert!(
             matches!(a.acquire("remote", "collect x").await?, Acquired::Busy(_)),
-            "a holder on another host is waited out"
+            "waited out"
         );
+        assert!(
+            matches!(a.acquire("alive", "collect x").await?, Acquired::Busy(_)),
+            "alive"
+        );
+        drop(b);
         Ok(())
     }
 
@@ -357,12 +451,12 @@ mod tests {
     async fn renewal_keeps_it_and_expiry_hands_it_over_with_fencing() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let store: SharedStore = Arc::new(LocalStore::open(dir.path())?);
-        let (a, b) = (leases(&store, 300), leases(&store, 300));
+        let (a, b) = (leases(&store, 1500), leases(&store, 1500));
         let Acquired::Held(held) = a.acquire("job-w", "export w").await? else {
             panic!("not taken");
         };
-        // Renewed every 100 ms: still held well past one TTL.
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Renewed every 500 ms: still held two TTLs later.
+        tokio::time::sleep(Duration::from_millis(3000)).await;
         assert!(matches!(
             b.acquire("job-w", "export w").await?,
             Acquired::Busy(_)
@@ -370,7 +464,7 @@ mod tests {
         held.check().await?;
         // The holder stalls (renewals stop) and the lease expires: the other takes it over.
         held.stop.cancel();
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1700)).await;
         let Acquired::Held(taker) = b.acquire("job-w", "export w").await? else {
             panic!("expired lease not taken over");
         };

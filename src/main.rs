@@ -172,6 +172,7 @@ fn run(args: RunArgs) -> u8 {
         job: args.job,
         now: args.now,
         cancel: cancel.clone(),
+        ..RunOptions::default()
     };
     let result = match runtime() {
         Ok(rt) => rt.block_on(async {

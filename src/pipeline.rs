@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -16,11 +17,11 @@ use crate::error::{ConfigError, is_interrupted, is_temporary};
 use crate::lease::{Acquired, Busy, Leases};
 use crate::model::rfc3339_ms;
 use crate::output::export::{Exporter, JobReport, JobSource};
-use crate::output::keys;
 use crate::output::plan::Pointer;
 use crate::retention::{self, Cleanup};
 use crate::sources::{BuildContext, SourceSpec};
 use crate::staging::{Checkpoint, CollectStats, Collection, Staging};
+use crate::store::keys;
 use crate::store::{Body, Metadata, SharedStore, local::LocalStore};
 
 #[derive(Debug, Default, Clone)]
@@ -33,6 +34,9 @@ pub struct RunOptions {
     /// Set when the process is asked to stop: sources end after their current page, exports
     /// stop between objects (their plans are replayed by the next run).
     pub cancel: CancellationToken,
+    /// Counts pages staged and objects written, so the daemon's watchdog can tell a long run
+    /// from a stuck one.
+    pub progress: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -198,6 +202,15 @@ impl<'a> Runner<'a> {
             (None, Some(t)) => (t, Clock::Pinned),
             (None, None) => (started, Clock::System),
         };
+        // The clock decides what retention deletes: a clock in the future ("what does next
+        // month do?") would delete staging that is still needed.
+        if now > started + chrono::Duration::days(1) {
+            return Err(ConfigError(format!(
+                "refusing to run with the clock set to {}, in the future: it decides what is due, which windows are closed and what retention deletes",
+                rfc3339_ms(now.timestamp_millis())
+            ))
+            .into());
+        }
         let jobs: Vec<&Job> = match &options.job {
             Some(name) => vec![config.jobs.get(name).ok_or_else(|| {
                 ConfigError(format!(
@@ -409,6 +422,7 @@ impl<'a> Runner<'a> {
                 + chrono::Duration::hours(1),
             lease: Some(lease),
             cancel: self.options.cancel.clone(),
+            progress: self.options.progress.clone(),
         };
         let mut session = match self.staging.open(&spec.name, run).await {
             Ok(s) => s,
@@ -424,7 +438,11 @@ impl<'a> Runner<'a> {
             Err(e) => Err(e),
         };
         let stats = session.stats().clone();
-        if self.options.cancel.is_cancelled() {
+        let stopped = match &result {
+            Ok(()) => true,
+            Err(e) => is_interrupted(e),
+        };
+        if self.options.cancel.is_cancelled() && stopped {
             // Not finished: the watermark stays, so the source is due again next run.
             return SourceOutcome::Interrupted { stats };
         }
@@ -482,6 +500,7 @@ impl<'a> Runner<'a> {
             now: self.now,
             lease: &lease,
             cancel: &self.options.cancel,
+            progress: &self.options.progress,
         };
         let result = exporter
             .run_job(job, &sources, lookback.chrono(), &mut report)

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::output::keys;
 use crate::output::plan::Pointer;
 use crate::staging::Staging;
+use crate::store::keys;
 use crate::store::{SharedStore, Version};
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -68,6 +68,7 @@ pub async fn clean(
                 break;
             }
             staging.delete_segment(source, segment).await?;
+            crate::failpoint::hit("clean.after_segment_delete");
             done.segments += 1;
         }
     }
@@ -85,6 +86,7 @@ pub async fn clean(
                 .store()
                 .delete(&keys::plan_key(&job, h.export))
                 .await?;
+            crate::failpoint::hit("clean.after_plan_delete");
             done.plans += 1;
         }
         // The newest old entry stays: it says which segments are past retention.

@@ -150,7 +150,7 @@ fn demo_exports_the_sample_week_once() {
     );
 
     // The second run exports nothing new, says so, and changes no object.
-    let before = snapshot(&out);
+    let before = exported_files(&out);
     let second = run(&config, &[], &[]);
     second.assert_code(0);
     assert!(
@@ -159,7 +159,7 @@ fn demo_exports_the_sample_week_once() {
         second.stdout
     );
     assert!(second.stdout.contains("not due"), "{}", second.stdout);
-    let after = snapshot(&out);
+    let after = exported_files(&out);
     for (key, bytes) in &before {
         assert_eq!(after.get(key), Some(bytes), "{key} changed");
     }
@@ -170,19 +170,4 @@ fn demo_exports_the_sample_week_once() {
             assert_valid_csv(&tool, &path, "denials");
         }
     }
-}
-
-/// Exported objects and markers by key (run records are new each run by design).
-fn snapshot(out: &Path) -> BTreeMap<String, Vec<u8>> {
-    walkdir::WalkDir::new(out.join("v1"))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains("/_runs/"))
-        .map(|e| {
-            (
-                e.path().to_string_lossy().to_string(),
-                std::fs::read(e.path()).expect("read"),
-            )
-        })
-        .collect()
 }

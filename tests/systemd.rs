@@ -87,6 +87,7 @@ fn units_say_what_the_issue_and_the_docs_promise() {
             "LoadCredential=scopetrail:/etc/scopetrail/credentials",
             "StateDirectory=scopetrail",
             "DynamicUser=yes",
+            "User=scopetrail",
             "ProtectSystem=strict",
             "NoNewPrivileges=yes",
             "PrivateTmp=yes",
@@ -97,18 +98,15 @@ fn units_say_what_the_issue_and_the_docs_promise() {
 }
 
 /// How the units hand secrets over: a credential in $CREDENTIALS_DIRECTORY, referenced as
-/// `credential:NAME`, read by a real run.
+/// `credential:NAME`, read and applied by a real run.
 #[test]
 fn a_systemd_credential_is_read_from_credentials_directory() {
-    let creds = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        creds.path().join("scopetrail_privacy-key"),
-        "k3y-from-systemd\n",
-    )
-    .expect("write");
     let config = format!(
         "{}\n[privacy]\nkey = \"credential:scopetrail_privacy-key\"\n[privacy.columns]\nactor_user = \"hash\"\n",
-        common::BASE_CONFIG
+        common::BASE_CONFIG.replace(
+            "user_agent = \"agent\"",
+            "user_agent = \"agent\"\nuser = \"user\""
+        )
     );
     let s = common::Setup::new(&config, &[("weekly", common::WEEKLY_JOB)]);
     let missing = common::validate(&s.config());
@@ -118,14 +116,38 @@ fn a_systemd_credential_is_read_from_credentials_directory() {
         "{}",
         missing.stdout
     );
-    let ok = common::Run::of(
-        common::bin()
-            .arg("validate")
-            .arg("--config")
-            .arg(s.config())
-            .env("CREDENTIALS_DIRECTORY", creds.path())
-            .output()
-            .expect("runs"),
+
+    let line = serde_json::json!({"ts": "2026-03-05T10:00:00Z", "status": 403, "url": "https://api.example.com/v1/x", "user": "alice@example.com", "rid": "r1"});
+    s.append("a.log", &[line.to_string()]);
+    let hashed_with = |key: &str| -> String {
+        let creds = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            creds.path().join("scopetrail_privacy-key"),
+            format!("{key}\n"),
+        )
+        .expect("write");
+        let _ = std::fs::remove_dir_all(s.out());
+        common::run(
+            &s.config(),
+            &["--now", "2026-03-09T01:00:00Z"],
+            &[(
+                "CREDENTIALS_DIRECTORY",
+                creds.path().to_str().expect("utf-8"),
+            )],
+        )
+        .assert_code(0);
+        common::rows(&s.out(), "denials").remove(0).1["actor_user"].clone()
+    };
+    let first = hashed_with("k3y-from-systemd");
+    assert!(first.starts_with("hmac:"), "{first}");
+    assert_eq!(
+        hashed_with("k3y-from-systemd"),
+        first,
+        "the same key, the same hash"
     );
-    ok.assert_code(0);
+    assert_ne!(
+        hashed_with("another-key"),
+        first,
+        "the credential's value is the key"
+    );
 }

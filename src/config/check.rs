@@ -101,6 +101,26 @@ fn check_jobs(config: &Config, diags: &mut Diagnostics) {
                     spec.name
                 ),
             );
+            continue;
+        }
+        let mut missed = Vec::new();
+        for dataset in spec.settings.datasets() {
+            for tenant in spec.settings.tenants(&spec.tenant) {
+                if !claims.contains_key(&(*dataset, spec.name.clone(), tenant.clone())) {
+                    missed.push(format!("({}, {tenant})", dataset.name()));
+                }
+            }
+        }
+        if !missed.is_empty() {
+            diags.at(
+                &spec.loc,
+                Severity::Warning,
+                format!(
+                    "source `{}` collects {} but no job exports them: those rows stay in staging until retention deletes them",
+                    spec.name,
+                    missed.join(", ")
+                ),
+            );
         }
     }
 }

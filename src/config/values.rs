@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, de::Error as _};
 
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// A duration written like `15m`, `1h`, `7d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
@@ -31,11 +33,18 @@ impl fmt::Display for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map(Dur).map_err(|e| {
+        let d = humantime::parse_duration(&text).map_err(|e| {
             D::Error::custom(format!(
                 "invalid duration {text:?} ({e}); write it like \"15m\", \"1h\" or \"7d\""
             ))
-        })
+        })?;
+        // Times plus durations must stay within what dates can hold.
+        if d > MAX_DURATION {
+            return Err(D::Error::custom(format!(
+                "duration {text:?} is too long: at most 100 years"
+            )));
+        }
+        Ok(Dur(d))
     }
 }
 

@@ -11,6 +11,10 @@ pub use datasets::*;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
+/// The last representable event time, 9999-12-31T23:59:59.999Z: times must fit the four-digit
+/// years of RFC 3339 and every SIEM's date parser.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 /// Epoch milliseconds as RFC 3339 UTC with milliseconds and `Z`, the form of every `_dt` column.
 pub fn rfc3339_ms(ms: i64) -> String {
     match Utc.timestamp_millis_opt(ms).single() {

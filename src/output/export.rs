@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::csv::CsvEncoder;
-use super::keys;
 use super::manifest::{Manifest, ManifestObject, WindowMarker};
 use super::plan::{
     self, Due, Exported, Plan, PlannedObject, Pointer, SegmentRange, SourceProgress,
@@ -25,6 +24,7 @@ use crate::error::{Interrupted, Temporary};
 use crate::lease::{Busy, Lease};
 use crate::model::rfc3339_ms;
 use crate::staging::{Merge, Partition, Staging};
+use crate::store::keys;
 use crate::store::{Body, Metadata, PutOutcome, ReplaceOutcome, SharedStore};
 
 /// Everything an export needs.
@@ -36,6 +36,8 @@ pub struct Exporter<'a> {
     /// The job's lease, checked before a plan is written and before the pointer moves.
     pub lease: &'a Lease,
     pub cancel: &'a CancellationToken,
+    /// Bumped for each object written.
+    pub progress: &'a std::sync::atomic::AtomicU64,
 }
 
 /// One source of a job, as the exporter sees it.
@@ -250,6 +252,33 @@ impl Exporter<'_> {
         Ok(out)
     }
 
+    /// Where a job that sees a source for the first time starts: after what any other job
+    /// exported of it (a renamed job, a source moved from one job to another), so no row goes
+    /// out twice; at the beginning if no job ever exported it.
+    async fn exported_elsewhere(&self, job: &str, source: &str) -> Result<u64> {
+        let store = self.staging.store();
+        let mut through = 0;
+        for key in store.list(keys::EXPORTS_PREFIX).await? {
+            if !key.ends_with("/pointer.json") || key == keys::pointer_key(job) {
+                continue;
+            }
+            if let Some((bytes, _)) = store.get(&key).await? {
+                let other: Pointer =
+                    serde_json::from_slice(&bytes).with_context(|| format!("reading {key}"))?;
+                through = through.max(other.segments.get(source).copied().unwrap_or(0));
+            }
+        }
+        if through > 0 {
+            tracing::info!(
+                job,
+                source,
+                through,
+                "the job starts on this source after what other jobs exported"
+            );
+        }
+        Ok(through)
+    }
+
     async fn make_plan(
         &self,
         job: &Job,
@@ -279,10 +308,20 @@ impl Exporter<'_> {
         let mut partitions = std::collections::BTreeSet::new();
         for s in sources {
             let (checkpoint, _) = self.staging.checkpoint(&s.name).await?;
-            let after = pointer.segments.get(&s.name).copied().unwrap_or(0);
+            let after = match pointer.segments.get(&s.name) {
+                Some(after) => *after,
+                None => self.exported_elsewhere(&job.name, &s.name).await?,
+            };
+            anyhow::ensure!(
+                checkpoint.segment >= after,
+                "the checkpoint of source {} is at staging segment {} but job {} already exported through segment {after}: the state went back (restored from an older copy?). Nothing was exported; restore the newer state",
+                s.name,
+                checkpoint.segment,
+                job.name
+            );
             let range = SegmentRange {
                 after,
-                through: checkpoint.segment.max(after),
+                through: checkpoint.segment,
             };
             for segment in range.segments() {
                 let header = self
@@ -348,6 +387,8 @@ impl Exporter<'_> {
                 written += 1;
             }
             crate::failpoint::hit("export.after_object");
+            self.progress
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             objects.push(ManifestObject {
                 key: key.to_string(),
                 dataset: e.partition.dataset.name().to_string(),

@@ -3,6 +3,5 @@
 
 pub mod csv;
 pub mod export;
-pub mod keys;
 pub mod manifest;
 pub mod plan;

@@ -27,6 +27,7 @@ use crate::error::Temporary;
 use crate::lease::Lease;
 use crate::model::{Dataset, Record, utc_day};
 use crate::privacy::Privacy;
+use crate::store::keys::{checkpoint_key, segment_key, segment_of, segment_prefix};
 use crate::store::{Body, LocalCopy, PutOutcome, ReplaceOutcome, SharedStore, Version};
 
 /// Where a source stands, committed after each staged page.
@@ -44,6 +45,11 @@ pub struct Checkpoint {
     /// again.
     #[serde(default)]
     pub dedup: Vec<(Uuid, i64)>,
+    /// Generation of the lease of the collection that last claimed the checkpoint: claiming
+    /// rewrites it, so a collection that lost its lease cannot commit after the new holder
+    /// started (its compare-and-swap fails).
+    #[serde(default)]
+    pub fence: u64,
 }
 
 /// First line of a segment: what is in it, so export plans need not read the records.
@@ -91,18 +97,6 @@ pub struct Staging {
     store: SharedStore,
 }
 
-fn checkpoint_key(source: &str) -> String {
-    format!("_state/sources/{source}/checkpoint.json")
-}
-
-fn segment_prefix(source: &str) -> String {
-    format!("_state/staging/{source}/")
-}
-
-fn segment_key(source: &str, segment: u64) -> String {
-    format!("{}{segment:012}.jsonl.gz", segment_prefix(source))
-}
-
 impl Staging {
     pub fn new(store: SharedStore) -> Self {
         Staging { store }
@@ -125,18 +119,12 @@ impl Staging {
 
     /// Segment numbers stored for a source, committed or not, ascending.
     pub async fn segments(&self, source: &str) -> Result<Vec<u64>> {
-        let prefix = segment_prefix(source);
         let mut out: Vec<u64> = self
             .store
-            .list(&prefix)
+            .list(&segment_prefix(source))
             .await?
             .iter()
-            .filter_map(|k| {
-                k.strip_prefix(&prefix)?
-                    .strip_suffix(".jsonl.gz")?
-                    .parse()
-                    .ok()
-            })
+            .filter_map(|k| segment_of(source, k))
             .collect();
         out.sort_unstable();
         Ok(out)
@@ -151,7 +139,11 @@ impl Staging {
         self.store
             .fetch_to_file(&segment_key(source, segment), scratch)
             .await?
-            .with_context(|| format!("staging segment {segment} of source {source} is missing"))
+            .with_context(|| {
+                format!(
+                    "staging segment {segment} of source {source} is missing (deleted by hand, or by retention after another job exported it): the export cannot be completed as planned"
+                )
+            })
     }
 
     pub async fn segment_header(
@@ -179,19 +171,56 @@ impl Staging {
         source: &str,
         run: Collection<'a>,
     ) -> Result<SourceSession<'a>> {
-        let (checkpoint, version) = self.checkpoint(source).await?;
-        for orphan in self
-            .segments(source)
-            .await?
+        let (mut checkpoint, mut version) = self.checkpoint(source).await?;
+        let stored = self.segments(source).await?;
+        if version.is_none() && !stored.is_empty() {
+            anyhow::bail!(
+                "source {source} has {} staging segments (up to {}) but no checkpoint: the state area lost it or was restored from an older copy. Nothing was collected, so nothing is lost; to collect the source again from scratch, move {} aside first",
+                stored.len(),
+                stored.last().copied().unwrap_or_default(),
+                segment_prefix(source)
+            );
+        }
+        // Claim the checkpoint first: from here on, a collection that lost this source's lease
+        // can no longer commit, so the orphan below cannot be a page it is about to commit.
+        if let Some(lease) = run.lease {
+            checkpoint.fence = lease.generation();
+            let bytes = serde_json::to_vec(&checkpoint)?;
+            match self
+                .store
+                .replace(&checkpoint_key(source), bytes, version.as_ref())
+                .await?
+            {
+                ReplaceOutcome::Replaced(v) => version = Some(v),
+                ReplaceOutcome::Conflict => {
+                    return Err(Temporary(format!(
+                        "the checkpoint of source {source} changed while this run claimed it: another scopetrail process is collecting it"
+                    ))
+                    .into());
+                }
+            }
+        }
+        // A collection writes one segment, then commits it: a crash leaves at most one.
+        let above: Vec<u64> = stored
             .into_iter()
             .filter(|s| *s > checkpoint.segment)
-        {
-            tracing::warn!(
-                source,
-                segment = orphan,
-                "deleting a staging segment an interrupted collection did not commit"
-            );
-            self.delete_segment(source, orphan).await?;
+            .collect();
+        match above.as_slice() {
+            [] => {}
+            [orphan] if *orphan == checkpoint.segment + 1 => {
+                tracing::warn!(
+                    source,
+                    segment = orphan,
+                    "deleting the staging segment an interrupted collection did not commit"
+                );
+                self.delete_segment(source, *orphan).await?;
+                crate::failpoint::hit("collect.after_orphan_delete");
+            }
+            more => anyhow::bail!(
+                "the checkpoint of source {source} is at segment {} but segments {more:?} exist: the checkpoint went back (restored from an older copy?). Nothing was deleted or collected; restore the newer checkpoint, or move {} aside to collect the source again",
+                checkpoint.segment,
+                segment_prefix(source)
+            ),
         }
         let seen = checkpoint.dedup.iter().map(|(u, _)| *u).collect();
         Ok(SourceSession {
@@ -216,6 +245,8 @@ pub struct Collection<'a> {
     pub lease: Option<&'a Lease>,
     /// Set when the process is asked to stop: the source ends after the current page.
     pub cancel: CancellationToken,
+    /// Bumped for each page staged.
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What one collection did, for the summary and the run record.
@@ -289,8 +320,23 @@ impl SourceSession<'_> {
     /// written.
     pub async fn save(&mut self, records: Vec<Record>, cursor: serde_json::Value) -> Result<()> {
         self.stats.pages += 1;
+        self.run
+            .progress
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut fresh = Vec::with_capacity(records.len());
         for mut record in records {
+            let time = record.head().time;
+            if !(0..=crate::model::MAX_TIME_MS).contains(&time) {
+                self.malformed(
+                    &format!(
+                        "{} row {}",
+                        record.dataset().name(),
+                        record.head().source_event_uid.as_deref().unwrap_or("?")
+                    ),
+                    &format!("impossible event time {time} (epoch ms); the row is dropped"),
+                );
+                continue;
+            }
             let uid = record.head().event_uid;
             if !self.seen.insert(uid) {
                 self.stats.duplicates += 1;
@@ -302,6 +348,9 @@ impl SourceSession<'_> {
         }
         let mut next = self.checkpoint.clone();
         next.cursor = Some(cursor);
+        // Pruned on every page: the whole set is written with each checkpoint.
+        let horizon = (self.run.now - self.run.dedup_horizon).timestamp_millis();
+        next.dedup.retain(|(_, t)| *t >= horizon);
         if !fresh.is_empty() {
             next.segment += 1;
             let segment = next.segment;

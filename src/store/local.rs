@@ -2,9 +2,11 @@
 //!
 //! Create-only writes go to a temporary file in the target folder, are fsynced, then
 //! hard-linked into place (`link` fails if the name exists, where a plain rename would
-//! overwrite), then the folder is fsynced. Metadata lives in a hidden sidecar
-//! (`.<name>.meta.json`), written before the object so an object never appears without its
-//! hash; names starting with `.` are hidden from Hive-style readers and from `list`.
+//! overwrite), then the folder is fsynced; new folders are fsynced into their parents too.
+//! Metadata lives in a hidden sidecar (`.<name>.meta.json`), itself linked create-only before
+//! the object, so an object never appears without its hash and two writers racing on a key
+//! cannot end up with one's object and the other's hash. Names starting with `.` are hidden
+//! from Hive-style readers and from `list`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -50,6 +52,10 @@ impl LocalStore {
 impl ObjectStore for LocalStore {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     async fn put_new(&self, key: &str, body: Body, metadata: &Metadata) -> Result<PutOutcome> {
@@ -162,14 +168,52 @@ fn write_temp(dir: &Path, body: &Body) -> Result<PathBuf> {
     Ok(tmp)
 }
 
+/// How old a sidecar without its object must be to count as left by a crashed writer rather
+/// than by one still writing.
+const STALE_SIDECAR: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn put_new(path: &Path, body: &Body, metadata: &Metadata) -> Result<PutOutcome> {
     let dir = path.parent().context("object key without a folder")?;
-    fs::create_dir_all(dir)?;
+    create_dirs(dir)?;
     if let Some(existing) = info(path)? {
         return Ok(PutOutcome::AlreadyExists(existing));
     }
-    let meta = write_temp(dir, &Body::Bytes(serde_json::to_vec(metadata)?))?;
-    fs::rename(&meta, sidecar_path(path))?;
+    // The metadata first, create-only: whoever links it is the only one who may link the
+    // object under it.
+    let sidecar = sidecar_path(path);
+    let ours = serde_json::to_vec(metadata)?;
+    let tmp = write_temp(dir, &Body::Bytes(ours.clone()))?;
+    let linked = fs::hard_link(&tmp, &sidecar);
+    match linked {
+        Ok(()) => remove_if_exists(&tmp)?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let theirs = fs::read(&sidecar)?;
+            if let Some(existing) = info(path)? {
+                remove_if_exists(&tmp)?;
+                return Ok(PutOutcome::AlreadyExists(existing));
+            }
+            let stale = fs::metadata(&sidecar)?
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_SIDECAR);
+            if theirs != ours && !stale {
+                remove_if_exists(&tmp)?;
+                return Err(crate::error::Temporary(format!(
+                    "{} is being written by another process with other content",
+                    path.display()
+                ))
+                .into());
+            }
+            // Ours already (a retry), or left by a writer that crashed before its object.
+            fs::rename(&tmp, &sidecar)?;
+        }
+        Err(e) => {
+            remove_if_exists(&tmp)?;
+            return Err(anyhow::Error::new(e)
+                .context("linking into place (the store folder must support hard links)"));
+        }
+    }
     let tmp = write_temp(dir, body)?;
     let linked = fs::hard_link(&tmp, path);
     remove_if_exists(&tmp)?;
@@ -184,6 +228,26 @@ fn put_new(path: &Path, body: &Body, metadata: &Metadata) -> Result<PutOutcome> 
         },
         Err(e) => Err(anyhow::Error::new(e)
             .context("linking into place (the store folder must support hard links)")),
+    }
+}
+
+/// `create_dir_all`, with each new folder fsynced into its parent so a power loss cannot
+/// drop the folder of an object already reported written.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match dir.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
     }
 }
 
@@ -237,7 +301,7 @@ fn replace(
         return Ok(ReplaceOutcome::Conflict);
     }
     let dir = path.parent().context("object key without a folder")?;
-    fs::create_dir_all(dir)?;
+    create_dirs(dir)?;
     let tmp = write_temp(dir, &Body::Bytes(body.to_vec()))?;
     fs::rename(&tmp, path)?;
     sync_dir(dir)?;
@@ -410,9 +474,49 @@ mod tests {
         Ok(())
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_writers_never_split_an_object_from_its_hash() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = std::sync::Arc::new(LocalStore::open(dir.path())?);
+        for round in 0..200 {
+            let key = format!("v1/race/{round}.csv.gz");
+            let writers: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|who| {
+                    let (store, key) = (store.clone(), key.clone());
+                    tokio::spawn(async move {
+                        store
+                            .put_new(&key, Body::Bytes(who.as_bytes().to_vec()), &meta(who))
+                            .await
+                    })
+                })
+                .collect();
+            for w in writers {
+                let _ = w.await?;
+            }
+            let (bytes, _) = store.get(&key).await?.expect("one writer won");
+            let info = store.head(&key).await?.expect("exists");
+            let who = String::from_utf8(bytes)?;
+            assert_eq!(
+                info.metadata,
+                meta(&who),
+                "round {round}: object of {who}, hash of the other"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn keys_cannot_escape_the_root() {
-        for bad in ["", "/etc/passwd", "a/../b", "a//b", "./a", "a/.tmp-x"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/.tmp-x",
+            "v1/.x.meta.json",
+        ] {
             assert!(check_key(bad).is_err(), "{bad}");
         }
     }

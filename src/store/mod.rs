@@ -1,6 +1,7 @@
 //! Object storage: the exported datasets and the state area (checkpoints, staging, plans)
 //! both live behind `ObjectStore`, so a local folder and a bucket behave the same.
 
+pub mod keys;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -94,17 +95,24 @@ pub trait ObjectStore: Send + Sync {
 
     /// Removes what interrupted writes left behind, older than `before`.
     async fn clean_leftovers(&self, before: SystemTime) -> Result<usize>;
+
+    /// The folder behind a store on this host's file system, if it is one: processes sharing
+    /// it can prove each other alive with file locks (see `lease`).
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
 }
 
 pub type SharedStore = Arc<dyn ObjectStore>;
 
-/// Rejects keys that could escape the store's root or hide from listings.
+/// Rejects keys that could escape the store's root, or collide with what a store keeps
+/// beside objects (names starting with `.`: temporary files, metadata, locks).
 pub fn check_key(key: &str) -> Result<()> {
     let ok = !key.is_empty()
         && !key.starts_with('/')
         && key
             .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.starts_with(".tmp-"));
+            .all(|seg| !seg.is_empty() && !seg.starts_with('.'));
     anyhow::ensure!(ok, "invalid object key {key:?}");
     Ok(())
 }

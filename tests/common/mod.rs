@@ -142,9 +142,36 @@ pub fn missing_tool(tool: &str, how: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{tool} is required under CI=true: {how}");
     }
-    eprintln!(
-        "\n========== SKIPPED: `{tool}` is not installed ({how}); this test checks nothing here ==========\n"
+    // Straight to the process's stderr: the test harness captures eprintln! of passing tests,
+    // and a skip nobody sees is a test that silently checks nothing.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n========== SKIPPED: `{tool}` is not installed ({how}); a test checks nothing here ==========\n"
     );
+}
+
+/// Every exported file under `out/v1` but run records (new each run by design), by key, with
+/// its bytes and inode.
+pub fn exported_files(out: &Path) -> BTreeMap<String, (Vec<u8>, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(out.join("v1"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| !e.path().to_string_lossy().contains("/_runs/"))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| {
+            let key = e
+                .path()
+                .strip_prefix(out)
+                .expect("under out")
+                .to_string_lossy()
+                .to_string();
+            let ino = e.metadata().expect("metadata").ino();
+            (key, (std::fs::read(e.path()).expect("read"), ino))
+        })
+        .collect()
 }
 
 /// Validates a CSV.gz against a dataset's checked-in schema; panics with the validator's

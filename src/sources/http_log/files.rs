@@ -67,49 +67,62 @@ pub fn find_state(files: &[FileState], prefix: &[u8]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-pub fn is_gzip(path: &Path) -> Result<bool> {
-    let mut magic = [0u8; 2];
-    let n = File::open(path)?.read(&mut magic)?;
-    Ok(n == 2 && magic == [0x1f, 0x8b])
+/// A log file, opened once: every read of it (the sniff for gzip, the fingerprint, the lines)
+/// goes through the same open file, so a rotation between them cannot mix two files.
+pub struct Opened {
+    file: File,
+    pub gzip: bool,
+    /// Its first KiB of decompressed content.
+    pub prefix: Vec<u8>,
+    /// Bytes on disk (compressed, for gzip).
+    pub len: u64,
 }
 
-/// The first KiB of decompressed content.
-pub fn prefix(path: &Path, gzip: bool) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(FINGERPRINT_BYTES);
-    open(path, gzip)?
-        .take(FINGERPRINT_BYTES as u64)
-        .read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// The file's decompressed content from `offset` on.
-pub fn open_at(path: &Path, gzip: bool, offset: u64) -> Result<Input> {
-    let mut input = open(path, gzip)?;
-    match &mut input {
-        Input::Plain(r) => {
-            r.seek(SeekFrom::Start(offset))?;
+impl Opened {
+    pub fn open(path: &Path) -> Result<Opened> {
+        let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len();
+        let mut magic = [0u8; 2];
+        let n = file.read(&mut magic)?;
+        let gzip = n == 2 && magic == [0x1f, 0x8b];
+        file.seek(SeekFrom::Start(0))?;
+        let mut prefix = Vec::with_capacity(FINGERPRINT_BYTES);
+        if gzip {
+            MultiGzDecoder::new(&file)
+                .take(FINGERPRINT_BYTES as u64)
+                .read_to_end(&mut prefix)?;
+        } else {
+            (&file)
+                .take(FINGERPRINT_BYTES as u64)
+                .read_to_end(&mut prefix)?;
         }
-        Input::Gzip(r) => {
-            let skipped = io::copy(&mut r.take(offset), &mut io::sink())?;
+        Ok(Opened {
+            file,
+            gzip,
+            prefix,
+            len,
+        })
+    }
+
+    /// The decompressed content from `offset` on.
+    pub fn read_from(mut self, offset: u64) -> Result<Input> {
+        self.file.seek(SeekFrom::Start(0))?;
+        if self.gzip {
+            let mut input = BufReader::with_capacity(256 * 1024, MultiGzDecoder::new(self.file));
+            let skipped = io::copy(&mut (&mut input).take(offset), &mut io::sink())?;
             anyhow::ensure!(
                 skipped == offset,
                 "the file is shorter than what was already read"
             );
+            Ok(Input::Gzip(input))
+        } else {
+            self.file.seek(SeekFrom::Start(offset))?;
+            Ok(Input::Plain(BufReader::with_capacity(
+                256 * 1024,
+                self.file,
+            )))
         }
     }
-    Ok(input)
-}
-
-fn open(path: &Path, gzip: bool) -> Result<Input> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(if gzip {
-        Input::Gzip(BufReader::with_capacity(
-            256 * 1024,
-            MultiGzDecoder::new(file),
-        ))
-    } else {
-        Input::Plain(BufReader::with_capacity(256 * 1024, file))
-    })
 }
 
 pub enum Input {

@@ -1,4 +1,5 @@
-//! The object layout of DESIGN §5, in one place.
+//! The object layout of DESIGN §5, in one place: exported objects under `v1/`, the state
+//! area under `_state/`.
 
 use chrono::{DateTime, Utc};
 
@@ -32,6 +33,32 @@ pub fn window_key(job: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String
 pub fn run_key(run_id: &str) -> String {
     format!("v1/_runs/{run_id}.json")
 }
+
+pub fn checkpoint_key(source: &str) -> String {
+    format!("_state/sources/{source}/checkpoint.json")
+}
+
+pub fn segment_prefix(source: &str) -> String {
+    format!("_state/staging/{source}/")
+}
+
+pub fn segment_key(source: &str, segment: u64) -> String {
+    format!("{}{segment:012}.jsonl.gz", segment_prefix(source))
+}
+
+/// The segment number of a key under `segment_prefix`.
+pub fn segment_of(source: &str, key: &str) -> Option<u64> {
+    key.strip_prefix(&segment_prefix(source))?
+        .strip_suffix(".jsonl.gz")?
+        .parse()
+        .ok()
+}
+
+pub fn lease_key(name: &str) -> String {
+    format!("_state/leases/{name}.json")
+}
+
+pub const EXPORTS_PREFIX: &str = "_state/exports/";
 
 pub fn pointer_key(job: &str) -> String {
     format!("_state/exports/{job}/pointer.json")
