@@ -30,7 +30,7 @@ use crate::model::rfc3339_ms;
 use crate::store::{ReplaceOutcome, SharedStore, Version};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
+struct LeaseRecord {
     owner: String,
     generation: u64,
     /// Epoch milliseconds, wall clock; 0 when released.
@@ -128,7 +128,7 @@ impl Leases {
         let current = self.store.get(&key).await?;
         let (generation, expected) = match &current {
             None => (1, None),
-            Some((bytes, version)) => match serde_json::from_slice::<Record>(bytes) {
+            Some((bytes, version)) => match serde_json::from_slice::<LeaseRecord>(bytes) {
                 Ok(held) if held.expires_at_ms > now && !self.holder_is_gone(&held.owner) => {
                     return Ok(Acquired::Busy(Busy {
                         holder: held.owner,
@@ -140,7 +140,7 @@ impl Leases {
                 Err(_) => (1, Some(version)),
             },
         };
-        let record = Record {
+        let record = LeaseRecord {
             owner: self.owner.clone(),
             generation,
             expires_at_ms: now + ttl_ms(self.ttl),
@@ -165,7 +165,7 @@ impl Leases {
             // Someone took it between our read and our write.
             ReplaceOutcome::Conflict => {
                 let holder = match self.store.get(&key).await? {
-                    Some((bytes, _)) => serde_json::from_slice::<Record>(&bytes).ok(),
+                    Some((bytes, _)) => serde_json::from_slice::<LeaseRecord>(&bytes).ok(),
                     None => None,
                 };
                 Ok(Acquired::Busy(Busy {
@@ -226,7 +226,7 @@ fn ttl_ms(ttl: Duration) -> i64 {
 struct Inner {
     store: SharedStore,
     key: String,
-    record: Record,
+    record: LeaseRecord,
     version: Mutex<Version>,
     lost: AtomicBool,
     ttl: Duration,
@@ -243,7 +243,7 @@ impl Lease {
     fn start(
         store: SharedStore,
         key: String,
-        record: Record,
+        record: LeaseRecord,
         version: Version,
         ttl: Duration,
     ) -> Lease {
@@ -285,7 +285,7 @@ impl Lease {
             .get(&self.inner.key)
             .await?
             .ok_or_else(lost)?;
-        let current: Record = serde_json::from_slice(&bytes).context("reading a lease")?;
+        let current: LeaseRecord = serde_json::from_slice(&bytes).context("reading a lease")?;
         let ours = current.owner == self.inner.record.owner
             && current.generation == self.inner.record.generation
             && current.expires_at_ms > Utc::now().timestamp_millis();
@@ -396,7 +396,7 @@ mod tests {
         let store: SharedStore = Arc::new(LocalStore::open(dir.path())?);
         let a = leases(&store, 60_000);
         let b = leases(&store, 60_000);
-        let held = |owner: &str| Record {
+        let held = |owner: &str| LeaseRecord {
             owner: owner.to_string(),
             generation: 7,
             expires_at_ms: Utc::now().timestamp_millis() + 60_000,

@@ -148,7 +148,10 @@ fn killed_at_random_points_nothing_is_lost_duplicated_or_overwritten() {
         landed += u64::from(kill_after(&s, Duration::from_millis(delay)));
         finish_and_compare(&s, &truth, &expected, &format!("killed at {delay} ms"));
     }
-    assert!(landed >= trials / 2, "only {landed} of {trials} kills landed");
+    assert!(
+        landed >= trials / 2,
+        "only {landed} of {trials} kills landed"
+    );
 
     // Kill after kill on one copy: whatever a killed run wrote is never rewritten by the next.
     let s = Setup::standard();

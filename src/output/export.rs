@@ -111,7 +111,7 @@ impl Exporter<'_> {
             let (plan, replayed) = match self.load_plan(&job.name, next).await? {
                 Some(plan) => (plan, true),
                 None => {
-                    let start = rfc_to_dt(pointer.next_window_start_ms)?;
+                    let start = datetime_of_ms(pointer.next_window_start_ms)?;
                     let progress = self.progress(sources).await?;
                     let due = plan::next_window(job, start, self.now, &progress)
                         .context("the job's schedule has no next fire")?;
@@ -531,7 +531,7 @@ impl Exporter<'_> {
     }
 }
 
-fn rfc_to_dt(ms: i64) -> Result<DateTime<Utc>> {
+fn datetime_of_ms(ms: i64) -> Result<DateTime<Utc>> {
     crate::model::to_datetime(ms).context("export state holds an impossible time")
 }
 
