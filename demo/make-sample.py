@@ -86,10 +86,10 @@ def traffic():
                 body={"error": "insufficient_scope", "error_description": "inventory.write requires inventory.read"},
                 agent="inv-sync/1.8 (python-requests)",
             )
-        # 429 and 503 in a tight loop.
+        # 429 and 503 in a tight loop: a retry every 2 seconds for ten minutes.
         if STORM <= t < STORM + timedelta(minutes=10):
-            for k in range(12):
-                burst_t = now + timedelta(seconds=k * 4)
+            for k in range(150):
+                burst_t = t + timedelta(seconds=k * 2, milliseconds=rng.randint(0, 999))
                 if k % 4 == 3:
                     yield line(burst_t, "inv-sync", "GET", f"{INVENTORY}/items/{item}", 503, agent="inv-sync/1.8 (python-requests)")
                 else:

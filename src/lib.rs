@@ -3,6 +3,7 @@
 //! object storage for a SIEM. Data flows one way: sources -> staging -> analysis -> output ->
 //! store (DESIGN §3).
 
+pub mod analysis;
 pub mod bindings;
 pub mod config;
 pub mod daemon;

@@ -501,6 +501,8 @@ impl<'a> Runner<'a> {
             lease: &lease,
             cancel: &self.options.cancel,
             progress: &self.options.progress,
+            bursts: &self.config.bursts,
+            retention: self.config.defaults.staging_retention.chrono(),
         };
         let result = exporter
             .run_job(job, &sources, lookback.chrono(), &mut report)

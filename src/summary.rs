@@ -137,11 +137,29 @@ pub fn render(report: &RunReport) -> String {
                 e.objects.iter().map(|o| o.rows).sum::<u64>(),
                 e.objects.len()
             );
+            // One line per dataset, vendor and tenant: the days it spans and its rows.
+            let mut groups: Vec<(&str, &str, &str, Vec<&str>, u64)> = Vec::new();
             for o in &e.objects {
+                match groups.last_mut() {
+                    Some((d, v, t, days, rows))
+                        if (*d, *v, *t)
+                            == (o.dataset.as_str(), o.vendor.as_str(), o.tenant.as_str()) =>
+                    {
+                        days.push(&o.dt);
+                        *rows += o.rows;
+                    }
+                    _ => groups.push((&o.dataset, &o.vendor, &o.tenant, vec![&o.dt], o.rows)),
+                }
+            }
+            for (dataset, vendor, tenant, days, rows) in groups {
+                let dt = match days.as_slice() {
+                    [one] => one.to_string(),
+                    [first, .., last] => format!("{first}..{last} ({} days)", days.len()),
+                    [] => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "    {:<18} vendor={} tenant={} dt={}  {} rows",
-                    o.dataset, o.vendor, o.tenant, o.dt, o.rows
+                    "    {dataset:<18} vendor={vendor} tenant={tenant} dt={dt}  {rows} rows"
                 );
             }
             let _ = writeln!(out, "    manifest {}", export.manifest_key);

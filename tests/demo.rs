@@ -164,10 +164,21 @@ fn demo_exports_the_sample_week_once() {
         assert_eq!(after.get(key), Some(bytes), "{key} changed");
     }
 
-    // The CSVs are what the schemas say.
+    // The 429 storm of 6 March is one burst.
+    let bursts = rows(&out, "rate_limit_bursts");
+    assert_eq!(bursts.len(), 1);
+    assert_eq!(bursts[0].1["api_operation"], "/api/v1/items/{id}");
+    assert_eq!(bursts[0].1["credential"], "inv-sync");
+
+    // The CSVs are what the schemas say: one file of each dataset written.
     if let Some(tool) = frictionless() {
-        for (_, path) in objects(&out, "denials") {
-            assert_valid_csv(&tool, &path, "denials");
+        for dataset in ["denials", "rate_limit_bursts", "request_counts"] {
+            let files = objects(&out, dataset);
+            let (_, path) = files
+                .iter()
+                .next()
+                .unwrap_or_else(|| panic!("no {dataset}"));
+            assert_valid_csv(&tool, path, dataset);
         }
     }
 }

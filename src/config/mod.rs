@@ -165,6 +165,8 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceSpec>,
     pub credentials: Vec<Credential>,
     pub privacy: Privacy,
+    /// How 429s make a burst.
+    pub bursts: crate::analysis::bursts::Settings,
     pub jobs: BTreeMap<String, Job>,
 }
 
@@ -199,6 +201,7 @@ const MAIN_KEYS: &[&str] = &[
     "sources",
     "credentials",
     "privacy",
+    "bursts",
     "jobs",
 ];
 
@@ -216,6 +219,13 @@ struct RawDefaults {
     staging_retention: Option<Dur>,
     max_wait: Option<Dur>,
     lease_ttl: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawBursts {
+    gap: Option<Dur>,
+    min_count: Option<u64>,
+    margin: Option<Dur>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +423,30 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
         }
     }
 
+    let bursts = {
+        let raw: RawBursts = root_table
+            .get("bursts")
+            .and_then(|v| doc.decode(v, "[bursts]"))
+            .unwrap_or_default();
+        let d = crate::analysis::bursts::Settings::default();
+        let settings = crate::analysis::bursts::Settings {
+            gap: raw.gap.map_or(d.gap, |g| g.0),
+            min_count: raw.min_count.unwrap_or(d.min_count),
+            margin: raw.margin.map_or(d.margin, |m| m.0),
+        };
+        if settings.min_count == 0 || settings.gap.is_zero() {
+            let span = root_table.get("bursts").map_or(0..0, |v| v.span());
+            doc.error(span, "[bursts]: gap and min_count must be more than zero");
+        }
+        if settings.margin < settings.gap {
+            let span = root_table.get("bursts").map_or(0..0, |v| v.span());
+            doc.error(
+                span,
+                "[bursts]: margin must be at least the gap, or bursts at a window's edge are cut",
+            );
+        }
+        settings
+    };
     let privacy = match root_table.get("privacy") {
         Some(v) => decode_privacy(&mut doc, v, &base_dir),
         None => Privacy::default(),
@@ -470,6 +504,7 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
         sources,
         credentials,
         privacy,
+        bursts,
         jobs,
     };
     check::cross_check(&config, diags);

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::csv::CsvEncoder;
+use super::derive::{self, SourceStaging, Window};
 use super::manifest::{Manifest, ManifestObject, WindowMarker};
 use super::plan::{
     self, Due, Exported, Plan, PlannedObject, Pointer, SegmentRange, SourceProgress,
@@ -22,7 +23,7 @@ use super::plan::{
 use crate::config::Job;
 use crate::error::{Interrupted, Temporary};
 use crate::lease::{Busy, Lease};
-use crate::model::rfc3339_ms;
+use crate::model::{Dataset, Record, rfc3339_ms};
 use crate::staging::{Merge, Partition, Staging};
 use crate::store::keys;
 use crate::store::{Body, Metadata, PutOutcome, ReplaceOutcome, SharedStore};
@@ -38,6 +39,9 @@ pub struct Exporter<'a> {
     pub cancel: &'a CancellationToken,
     /// Bumped for each object written.
     pub progress: &'a std::sync::atomic::AtomicU64,
+    pub bursts: &'a crate::analysis::bursts::Settings,
+    /// How long what an export emitted is remembered (with the staging it came from).
+    pub retention: chrono::Duration,
 }
 
 /// One source of a job, as the exporter sees it.
@@ -208,6 +212,7 @@ impl Exporter<'_> {
                 next_window_start_ms: start.timestamp_millis(),
                 segments: BTreeMap::new(),
                 history: Vec::new(),
+                bursts: Vec::new(),
             };
             match store
                 .replace(&key, serde_json::to_vec_pretty(&pointer)?, None)
@@ -304,8 +309,12 @@ impl Exporter<'_> {
                 .as_ref()
                 .map(|ts| ts.iter().map(|t| t.name.clone()).collect()),
             objects: Vec::new(),
+            derived: Vec::new(),
+            emitted: Vec::new(),
+            malformed: BTreeMap::new(),
         };
         let mut partitions = std::collections::BTreeSet::new();
+        let mut new_headers: BTreeMap<String, Vec<crate::staging::SegmentHeader>> = BTreeMap::new();
         for s in sources {
             let (checkpoint, _) = self.staging.checkpoint(&s.name).await?;
             let after = match pointer.segments.get(&s.name) {
@@ -323,18 +332,55 @@ impl Exporter<'_> {
                 after,
                 through: checkpoint.segment,
             };
+            let headers = new_headers.entry(s.name.clone()).or_default();
             for segment in range.segments() {
                 let header = self
                     .staging
                     .segment_header(&s.name, segment, self.scratch)
                     .await?;
-                for p in header.partitions {
+                for p in &header.partitions {
                     if plan.wants_partition(&p.partition) {
-                        partitions.insert(p.partition);
+                        partitions.insert(p.partition.clone());
                     }
                 }
+                if header.malformed > 0 {
+                    plan.malformed
+                        .entry(s.name.clone())
+                        .or_default()
+                        .add(header.malformed, &header.malformed_examples);
+                }
+                headers.push(header);
             }
             plan.staging.insert(s.name.clone(), range);
+        }
+        if plan.datasets.contains(&Dataset::RateLimitBursts) {
+            let staged: Vec<SourceStaging<'_>> = plan
+                .staging
+                .iter()
+                .map(|(name, range)| SourceStaging {
+                    name,
+                    new: new_headers.get(name).map_or(&[][..], Vec::as_slice),
+                    through: range.through,
+                })
+                .collect();
+            let (rows, emitted) = derive::bursts(
+                self.staging,
+                self.scratch,
+                &staged,
+                &Window { start, end },
+                self.bursts,
+                &pointer.bursts,
+            )
+            .await?;
+            let rows: Vec<Record> = rows.into_iter().filter(|r| plan.wants(r)).collect();
+            for r in &rows {
+                partitions.insert(Partition::of(r));
+            }
+            plan.emitted = emitted
+                .into_iter()
+                .filter(|e| rows.iter().any(|r| r.head().event_uid == e.uid))
+                .collect();
+            plan.derived = rows;
         }
         plan.objects = partitions
             .into_iter()
@@ -418,6 +464,7 @@ impl Exporter<'_> {
             complete: plan.complete,
             late_sources: plan.late_sources.clone(),
             staging: plan.staging.clone(),
+            malformed: plan.malformed.clone(),
             rows: objects.iter().map(|o| o.rows).sum(),
             objects,
         };
@@ -507,6 +554,13 @@ impl Exporter<'_> {
             committed_ms: self.now.timestamp_millis(),
             segments: next.segments.clone(),
         });
+        for e in &plan.emitted {
+            next.bursts.retain(|b| b.uid != e.uid);
+            next.bursts.push(e.clone());
+        }
+        // Late data older than staging retention cannot reach them any more.
+        let forget_before = (self.now - self.retention).timestamp_millis();
+        next.bursts.retain(|b| b.end_ms >= forget_before);
         self.lease.check().await?;
         match self
             .staging
@@ -601,7 +655,7 @@ fn finish_object(
 
 /// One ordered pass over the planned segments; one object open at a time.
 fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encoded>> {
-    let mut merge = Merge::open(segments, scratch)?;
+    let mut merge = Merge::open(segments, scratch)?.with_rows(plan.derived.clone());
     let mut out = Vec::new();
     let mut current: Option<(Partition, ObjectWriter, tempfile::TempPath)> = None;
     while let Some(record) = merge.next_record()? {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::SegmentRange;
+use super::plan::{Malformed, SegmentRange};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ManifestObject {
@@ -33,6 +33,8 @@ pub struct Manifest {
     pub late_sources: Vec<String>,
     /// Per source, the staging segments this export read.
     pub staging: BTreeMap<String, SegmentRange>,
+    /// Per source, the inputs those segments' collections could not read (file and line).
+    pub malformed: BTreeMap<String, Malformed>,
     pub rows: u64,
     pub objects: Vec<ManifestObject>,
 }

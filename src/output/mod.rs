@@ -2,6 +2,7 @@
 //! and the export itself.
 
 pub mod csv;
+pub mod derive;
 pub mod export;
 pub mod manifest;
 pub mod plan;

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::derive::Emitted;
 use crate::config::Job;
 use crate::model::{Dataset, Record, to_datetime};
-use crate::staging::Partition;
+use crate::staging::{MALFORMED_EXAMPLES, Partition};
 
 /// Staging segments `after + 1 ..= through` of one source.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub struct Pointer {
     /// Recent exports, for staging retention (segments are kept a while after export).
     #[serde(default)]
     pub history: Vec<Exported>,
+    /// Bursts emitted so far, to re-emit one that late data changes under the same id.
+    #[serde(default)]
+    pub bursts: Vec<Emitted>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +70,30 @@ pub struct Plan {
     pub datasets: Vec<Dataset>,
     pub tenants: Option<Vec<String>>,
     pub objects: Vec<PlannedObject>,
+    /// Rows derived for this export (bursts), kept in the plan so a replay writes the same.
+    #[serde(default)]
+    pub derived: Vec<Record>,
+    /// What the job's state remembers of them once the export is committed.
+    #[serde(default)]
+    pub emitted: Vec<Emitted>,
+    /// Per source, the inputs its collections could not read, in the staging covered.
+    #[serde(default)]
+    pub malformed: BTreeMap<String, Malformed>,
+}
+
+/// Inputs a source could not read: how many, and the first ones with file and line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Malformed {
+    pub count: u64,
+    pub examples: Vec<String>,
+}
+
+impl Malformed {
+    pub fn add(&mut self, count: u64, examples: &[String]) {
+        self.count += count;
+        let room = MALFORMED_EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(examples.iter().take(room).cloned());
+    }
 }
 
 impl Plan {

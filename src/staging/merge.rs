@@ -105,6 +105,8 @@ pub struct Merge {
     heap: BinaryHeap<Head>,
     last_uid: Option<Uuid>,
     _rounds: Vec<tempfile::TempPath>,
+    /// Rows from memory (derived at export), merged in as one more input.
+    rows: std::vec::IntoIter<Record>,
 }
 
 impl Merge {
@@ -143,7 +145,22 @@ impl Merge {
             heap,
             last_uid: None,
             _rounds: rounds,
+            rows: Vec::new().into_iter(),
         })
+    }
+
+    /// Adds rows held in memory to the merge.
+    pub fn with_rows(mut self, mut rows: Vec<Record>) -> Merge {
+        rows.sort_by(|a, b| SortKey::of(a).cmp(&SortKey::of(b)));
+        let mut rows = rows.into_iter();
+        if let Some(record) = rows.next() {
+            self.heap.push(Head {
+                record,
+                reader: self.readers.len(),
+            });
+        }
+        self.rows = rows;
+        self
     }
 
     /// The next record in order; a record staged twice (same event_uid) comes out once.
@@ -152,7 +169,11 @@ impl Merge {
             let Some(Head { record, reader }) = self.heap.pop() else {
                 return Ok(None);
             };
-            if let Some(next) = self.readers[reader].next()? {
+            let next = match self.readers.get_mut(reader) {
+                Some(r) => r.next()?,
+                None => self.rows.next(),
+            };
+            if let Some(next) = next {
                 self.heap.push(Head {
                     record: next,
                     reader,

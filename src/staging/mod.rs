@@ -61,6 +61,11 @@ pub struct SegmentHeader {
     pub created_ms: i64,
     pub rows: u64,
     pub partitions: Vec<PartitionCount>,
+    /// Inputs the collection could not read since the previous segment, for the manifest.
+    #[serde(default)]
+    pub malformed: u64,
+    #[serde(default)]
+    pub malformed_examples: Vec<String>,
 }
 
 /// Rows of one (dataset, vendor, tenant, day): one exported object per export.
@@ -231,6 +236,7 @@ impl Staging {
             seen,
             run,
             stats: CollectStats::default(),
+            pending_malformed: (0, Vec::new()),
         })
     }
 }
@@ -249,6 +255,9 @@ pub struct Collection<'a> {
     pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// At most this many examples of malformed inputs per segment, plan and manifest.
+pub const MALFORMED_EXAMPLES: usize = 20;
+
 /// What one collection did, for the summary and the run record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CollectStats {
@@ -265,8 +274,6 @@ pub struct CollectStats {
     pub counters: BTreeMap<String, u64>,
 }
 
-const MALFORMED_EXAMPLES: usize = 20;
-
 /// One collection of one source, given to `Source::collect`.
 pub struct SourceSession<'a> {
     staging: &'a Staging,
@@ -276,6 +283,8 @@ pub struct SourceSession<'a> {
     seen: HashSet<Uuid>,
     run: Collection<'a>,
     stats: CollectStats,
+    /// Malformed inputs not yet written into a segment header.
+    pending_malformed: (u64, Vec<String>),
 }
 
 impl SourceSession<'_> {
@@ -307,6 +316,10 @@ impl SourceSession<'_> {
     /// Bad input is counted and reported with where it was; it never stops the collection.
     pub fn malformed(&mut self, at: &str, reason: &str) {
         self.stats.malformed += 1;
+        self.pending_malformed.0 += 1;
+        if self.pending_malformed.1.len() < MALFORMED_EXAMPLES {
+            self.pending_malformed.1.push(format!("{at}: {reason}"));
+        }
         if self.stats.malformed_examples.len() < MALFORMED_EXAMPLES {
             tracing::warn!(source = %self.source, at, reason, "skipping malformed input");
             self.stats
@@ -351,10 +364,13 @@ impl SourceSession<'_> {
         // Pruned on every page: the whole set is written with each checkpoint.
         let horizon = (self.run.now - self.run.dedup_horizon).timestamp_millis();
         next.dedup.retain(|(_, t)| *t >= horizon);
-        if !fresh.is_empty() {
+        // A page of nothing but unreadable lines still gets a segment: the manifest of the
+        // export that covers it says what could not be read.
+        if !fresh.is_empty() || self.pending_malformed.0 > 0 {
             next.segment += 1;
             let segment = next.segment;
-            let bytes = encode_segment(&self.source, segment, self.run.now, &mut fresh)?;
+            let malformed = std::mem::take(&mut self.pending_malformed);
+            let bytes = encode_segment(&self.source, segment, self.run.now, &mut fresh, malformed)?;
             let key = segment_key(&self.source, segment);
             match self
                 .staging
@@ -434,6 +450,7 @@ fn encode_segment(
     segment: u64,
     now: DateTime<Utc>,
     records: &mut [Record],
+    (malformed, malformed_examples): (u64, Vec<String>),
 ) -> Result<Vec<u8>> {
     records.sort_by(|a, b| SortKey::of(a).cmp(&SortKey::of(b)));
     let mut partitions: Vec<PartitionCount> = Vec::new();
@@ -454,6 +471,8 @@ fn encode_segment(
         created_ms: now.timestamp_millis(),
         rows: records.len() as u64,
         partitions,
+        malformed,
+        malformed_examples,
     };
     let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
     serde_json::to_writer(&mut gz, &header)?;
@@ -514,7 +533,10 @@ mod tests {
                 expected.insert(r.head().event_uid);
             }
             let path = dir.path().join(format!("{s}.jsonl.gz"));
-            std::fs::write(&path, encode_segment("src", s + 1, now, &mut records)?)?;
+            std::fs::write(
+                &path,
+                encode_segment("src", s + 1, now, &mut records, (0, Vec::new()))?,
+            )?;
             paths.push(path);
         }
         let mut merge = Merge::open(&paths, dir.path())?;
@@ -541,10 +563,20 @@ mod tests {
         ];
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("s.jsonl.gz");
-        std::fs::write(&path, encode_segment("src", 7, Utc::now(), &mut records)?)?;
+        std::fs::write(
+            &path,
+            encode_segment(
+                "src",
+                7,
+                Utc::now(),
+                &mut records,
+                (2, vec!["a.log:3: bad".into()]),
+            )?,
+        )?;
         let header = read_header(&path)?;
         assert_eq!(header.segment, 7);
         assert_eq!(header.rows, 3);
+        assert_eq!((header.malformed, header.malformed_examples.len()), (2, 1));
         let days: Vec<(String, String, u64)> = header
             .partitions
             .iter()
