@@ -33,8 +33,15 @@ fn now_lines(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn start_daemon(s: &Setup) -> Child {
-    bin()
-        .arg("daemon")
+    start_daemon_with(s, &[])
+}
+
+fn start_daemon_with(s: &Setup, env: &[(&str, &str)]) -> Child {
+    let mut cmd = bin();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.arg("daemon")
         .arg("--config")
         .arg(s.config())
         .args(["--grace", "20s"])
@@ -164,8 +171,14 @@ fn sigterm_during_a_long_collection_stops_after_the_current_page() {
             .collect();
         s.append(&format!("big-{file}.log"), &lines);
     }
-    let daemon = start_daemon(&s);
-    // Well into the collection of 400,000 lines.
+    // Paused right after its first page is committed, so the signal lands mid-collection.
+    let daemon = start_daemon_with(
+        &s,
+        &[(
+            "SCOPETRAIL_FAILPOINT",
+            "collect.after_checkpoint:sleep=2000",
+        )],
+    );
     wait_for("the first staged page", Duration::from_secs(30), || {
         s.out()
             .join("_state/staging/proxy")

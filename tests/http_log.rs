@@ -189,3 +189,36 @@ url = "url"
         "epoch seconds read as such"
     );
 }
+
+#[test]
+fn a_line_too_long_to_keep_is_reported_and_reading_goes_on_exactly_once() {
+    let s = Setup::standard();
+    let huge = format!(
+        "{{\"ts\":\"2026-03-05T10:00:00Z\",\"status\":403,\"message\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    s.append(
+        "a.log",
+        &[
+            call("2026-03-05T09:00:00Z", 403, "before"),
+            huge,
+            call("2026-03-05T11:00:00Z", 403, "after"),
+        ],
+    );
+    let r = s.run("2026-03-08T00:00:00Z");
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("a.log:2: line longer than 1048576 bytes"),
+        "{}",
+        r.stdout
+    );
+    // The next collection starts after all three lines: nothing is read twice.
+    s.append("a.log", &[call("2026-03-06T11:00:00Z", 403, "later")]);
+    s.run("2026-03-09T01:00:00Z").assert_code(0);
+    let mut ids: Vec<String> = rows(&s.out(), "denials")
+        .into_iter()
+        .map(|(_, r)| r["request_id"].clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["after", "before", "later"]);
+}

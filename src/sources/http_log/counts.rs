@@ -121,6 +121,16 @@ impl Counts {
     }
 }
 
+/// The interned ids of the status classes, looked up once each rather than hashed per line.
+#[derive(Default)]
+pub struct Classes(rustc_hash::FxHashMap<&'static str, u32>);
+
+impl Classes {
+    pub fn id(&mut self, class: &'static str, strings: &mut Interner) -> u32 {
+        *self.0.entry(class).or_insert_with(|| strings.id(class))
+    }
+}
+
 /// `2xx`, `401`, `403`, `429`, `4xx`, `5xx` (and `1xx`, `3xx`).
 pub fn status_class(status: i64) -> &'static str {
     match status {

@@ -114,7 +114,7 @@ impl Opened {
                 skipped == offset,
                 "the file is shorter than what was already read"
             );
-            Ok(Input::Gzip(input))
+            Ok(Input::Gzip(Box::new(input)))
         } else {
             self.file.seek(SeekFrom::Start(offset))?;
             Ok(Input::Plain(BufReader::with_capacity(
@@ -127,7 +127,8 @@ impl Opened {
 
 pub enum Input {
     Plain(BufReader<File>),
-    Gzip(BufReader<MultiGzDecoder<File>>),
+    // Boxed: the decoder's state is large, and one input exists at a time.
+    Gzip(Box<BufReader<MultiGzDecoder<File>>>),
 }
 
 impl Read for Input {

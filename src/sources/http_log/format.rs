@@ -78,7 +78,12 @@ impl<'a> Slots<'a> {
 }
 
 pub enum LineFormat {
-    Json(Paths),
+    Json {
+        /// The fields every line needs (counting and attribution).
+        counted: Paths,
+        /// Every mapped field, read again for the lines that become rows.
+        all: Paths,
+    },
     Combined,
     Regex {
         regex: regex::Regex,
@@ -88,13 +93,62 @@ pub enum LineFormat {
 }
 
 impl LineFormat {
-    pub fn extract<'a>(&self, line: &'a str, out: &mut Slots<'a>) -> Result<(), String> {
+    /// Reads a line (without its line break) into `out`; `lossy` holds a repaired copy when
+    /// the line is not valid UTF-8 where it matters.
+    pub fn extract<'a>(
+        &self,
+        line: &'a [u8],
+        lossy: &'a mut Option<String>,
+        out: &mut Slots<'a>,
+    ) -> Result<(), String> {
+        self.extract_with(line, lossy, out, false)
+    }
+
+    /// JSON reads only what counting needs at first, and a line that becomes a row again.
+    pub fn reads_twice(&self) -> bool {
+        matches!(self, LineFormat::Json { .. })
+    }
+
+    /// Every field of a line, for the lines that become rows.
+    pub fn extract_all<'a>(
+        &self,
+        line: &'a [u8],
+        lossy: &'a mut Option<String>,
+        out: &mut Slots<'a>,
+    ) -> Result<(), String> {
+        self.extract_with(line, lossy, out, true)
+    }
+
+    fn extract_with<'a>(
+        &self,
+        line: &'a [u8],
+        lossy: &'a mut Option<String>,
+        out: &mut Slots<'a>,
+        every: bool,
+    ) -> Result<(), String> {
+        if let LineFormat::Json { counted, all } = self {
+            let paths = if every { all } else { counted };
+            return match super::scan::extract(paths, line, &mut out.0) {
+                Ok(()) => Ok(()),
+                // A kept value is not UTF-8: read a repaired copy of the line instead.
+                Err(super::scan::ScanError::Utf8) => {
+                    *out = Slots::new();
+                    let text: &'a str = lossy.insert(String::from_utf8_lossy(line).into_owned());
+                    super::scan::extract(paths, text.as_bytes(), &mut out.0)
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        let text: &'a str = match std::str::from_utf8(line) {
+            Ok(t) => t,
+            Err(_) => lossy.insert(String::from_utf8_lossy(line).into_owned()),
+        };
         match self {
-            LineFormat::Json(paths) => paths
-                .extract(line, &mut out.0)
-                .map_err(|e| format!("not JSON: {e}")),
-            LineFormat::Combined => combined(line, out),
+            LineFormat::Json { .. } => Ok(()),
+            LineFormat::Combined => combined(text, out),
             LineFormat::Regex { regex, groups } => {
+                let line = text;
                 let caps = regex
                     .captures(line)
                     .ok_or("does not match the configured pattern")?;
@@ -225,16 +279,23 @@ impl Times {
         }
     }
 
-    /// `2026-03-05T09:02:50.779Z`: the part up to the second (and the zone) is parsed once per
-    /// second, the fraction every time.
+    /// `2026-03-05T09:02:50.779Z`: the date and time to the second are read digit by digit
+    /// (a log's lines mostly share the second, so that is remembered too), the fraction and the
+    /// zone every time. Anything else RFC 3339 allows goes to chrono.
     fn rfc3339(&mut self, s: &str) -> Option<i64> {
         let b = s.as_bytes();
-        if b.len() < 20 || !s.is_char_boundary(19) {
+        let fast = b.len() >= 20
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && matches!(b[10], b'T' | b't' | b' ')
+            && b[13] == b':'
+            && b[16] == b':';
+        if !fast {
             return DateTime::parse_from_rfc3339(s)
                 .ok()
                 .map(|t| t.timestamp_millis());
         }
-        let (head, rest) = s.split_at(19);
+        let rest = &s[19..];
         let digits = rest
             .strip_prefix('.')
             .map_or(0, |r| r.bytes().take_while(u8::is_ascii_digit).count());
@@ -242,24 +303,38 @@ impl Times {
         let fraction_ms = match digits {
             0 => 0,
             n => {
-                let d = &rest[1..=n];
-                let ms = &d[..n.min(3)];
+                let ms = &rest[1..=n.min(3)];
                 ms.parse::<i64>().ok()? * 10i64.pow(3 - ms.len() as u32)
             }
         };
-        // Compared in place: building the key would allocate on every line.
-        let last = &self.last.key;
-        let same =
-            last.len() == head.len() + zone.len() && last.starts_with(head) && last.ends_with(zone);
-        if !same {
-            let t = DateTime::parse_from_rfc3339(&format!("{head}{zone}")).ok()?;
-            self.last.ms = t.timestamp_millis();
-            self.last.key.clear();
-            self.last.key.push_str(head);
-            self.last.key.push_str(zone);
-        }
-        let seconds = self.last.ms;
-        Some(seconds + fraction_ms)
+        let offset_ms = match zone.as_bytes() {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let n = |a: &u8, b: &u8| -> Option<i64> {
+                    (a.is_ascii_digit() && b.is_ascii_digit())
+                        .then(|| i64::from((a - b'0') * 10 + (b - b'0')))
+                };
+                let minutes = n(h1, h2)? * 60 + n(m1, m2)?;
+                if *sign == b'+' {
+                    minutes * 60_000
+                } else {
+                    -minutes * 60_000
+                }
+            }
+            _ => {
+                return DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.timestamp_millis());
+            }
+        };
+        let head = &s[..19];
+        let seconds = self.last.get(head, |h| {
+            let num = |r: std::ops::Range<usize>| h.get(r)?.parse::<u32>().ok();
+            let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+            let time = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+            Some(time.and_utc().timestamp_millis())
+        })?;
+        Some(seconds + fraction_ms - offset_ms)
     }
 }
 
@@ -312,9 +387,10 @@ mod tests {
     #[test]
     fn combined_lines() {
         let line = r#"10.0.0.7 - frank [05/Mar/2026:10:02:00 +0100] "POST https://api.example.com/v1/orders?x=1 HTTP/1.1" 403 12 "-" "erp-sync/4.2 \"quoted\"""#;
+        let mut lossy = None;
         let mut out = Slots::new();
         LineFormat::Combined
-            .extract(line, &mut out)
+            .extract(line.as_bytes(), &mut lossy, &mut out)
             .expect("parses");
         assert_eq!(out.str(Field::Method), Some("POST"));
         assert_eq!(
@@ -329,7 +405,7 @@ mod tests {
         );
         assert!(
             LineFormat::Combined
-                .extract("garbage", &mut Slots::new())
+                .extract(b"garbage", &mut None, &mut Slots::new())
                 .is_err()
         );
     }
@@ -344,15 +420,21 @@ mod tests {
             .filter_map(|(i, n)| Some((i, field_named(n?)?)))
             .collect();
         let format = LineFormat::Regex { regex, groups };
+        let mut lossy = None;
         let mut out = Slots::new();
         format
             .extract(
-                r#"[2026-03-05T09:02:00Z] "GET /v1/x HTTP/1.1" 429 host=api.example.com"#,
+                br#"[2026-03-05T09:02:00Z] "GET /v1/x HTTP/1.1" 429 host=api.example.com"#,
+                &mut lossy,
                 &mut out,
             )
             .expect("matches");
         assert_eq!(out.int(Field::Status), Some(429));
         assert_eq!(out.str(Field::Host), Some("api.example.com"));
-        assert!(format.extract("nope", &mut Slots::new()).is_err());
+        assert!(
+            format
+                .extract(b"nope", &mut None, &mut Slots::new())
+                .is_err()
+        );
     }
 }

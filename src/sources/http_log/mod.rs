@@ -13,8 +13,11 @@ mod files;
 mod format;
 mod json;
 mod routes;
+mod scan;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use self::counts::{CountKey, Counts, status_class};
+use self::counts::{Classes, CountKey, Counts, status_class};
 use self::files::{FileState, MAX_LINE_BYTES};
 use self::format::{COMBINED_TIME, Field, LineFormat, Slots, Times, field_named};
 use self::routes::Template;
@@ -240,13 +243,16 @@ impl Settings {
     fn line_format(&self) -> Result<LineFormat> {
         Ok(match self.format {
             LogFormat::Json => {
-                let mut paths = json::Paths::default();
+                let (mut counted, mut all) = (json::Paths::default(), json::Paths::default());
                 for (name, path) in self.fields.iter().flatten() {
                     let field =
                         field_named(name).with_context(|| format!("unknown field {name}"))?;
-                    paths.add(path.get_ref(), field as usize);
+                    all.add(path.get_ref(), field as usize);
+                    if COUNTED.contains(&field) {
+                        counted.add(path.get_ref(), field as usize);
+                    }
                 }
-                LineFormat::Json(paths)
+                LineFormat::Json { counted, all }
             }
             LogFormat::Combined => LineFormat::Combined,
             LogFormat::Regex => {
@@ -265,6 +271,18 @@ impl Settings {
         })
     }
 }
+
+/// What every line needs: counting it and attributing it.
+const COUNTED: [Field; 8] = [
+    Field::Time,
+    Field::Status,
+    Field::Method,
+    Field::Url,
+    Field::Host,
+    Field::Path,
+    Field::ClientId,
+    Field::CredentialHint,
+];
 
 fn field_names() -> String {
     format::FIELDS
@@ -428,6 +446,7 @@ struct Pass<'a> {
     host_mappings: FxHashMap<String, usize>,
     credentials: FxHashMap<ClaimKey, Option<usize>>,
     times: Times,
+    classes: Classes,
     operation: String,
     lines: u64,
     now_ms: i64,
@@ -461,6 +480,7 @@ impl Reader {
             host_mappings: FxHashMap::default(),
             credentials: FxHashMap::default(),
             times: Times::new(self.time_format.clone()),
+            classes: Classes::default(),
             operation: String::new(),
             lines: 0,
             now_ms,
@@ -572,40 +592,34 @@ impl Reader {
         let gzip = opened.gzip;
         let mut input = opened.read_from(state.offset)?;
         let file_id = pass.cursor.files[index].id.clone();
-        let mut line = Vec::new();
+        let mut long = Vec::new();
         loop {
-            line.clear();
-            let read = files::read_line(&mut input, &mut line)?;
-            // An unterminated last line of a plain file may still be being written; a
-            // compressed file is finished.
-            if read.read == 0 || (!read.complete && !gzip) {
-                break;
-            }
-            let state = &mut pass.cursor.files[index];
-            let offset = state.offset;
-            state.offset += read.read as u64;
-            state.lines += 1;
-            let line_no = state.lines;
-            let report = |reason: String| {
-                Message::Malformed(format!("{}:{line_no}", path.display()), reason)
+            // Most lines lie whole in the reader's buffer: read them there, without a copy.
+            let in_place = {
+                let buf = input.fill_buf()?;
+                match memchr::memchr(b'\n', buf) {
+                    Some(end) => {
+                        self.line(&buf[..=end], path, index, &file_id, false, pass)?;
+                        Some(end + 1)
+                    }
+                    None => None,
+                }
             };
-            if read.too_long {
-                send(
-                    pass.tx,
-                    report(format!("line longer than {MAX_LINE_BYTES} bytes")),
-                )?;
-                continue;
-            }
-            pass.lines += 1;
-            if pass.counts_from.is_none() {
-                pass.counts_from = Some(format!("{file_id}@{offset}"));
-            }
-            let at = At {
-                file_id: &file_id,
-                offset,
-            };
-            if let Err(reason) = self.process(&line, &at, pass) {
-                send(pass.tx, report(reason))?;
+            match in_place {
+                Some(n) => input.consume(n),
+                None => {
+                    long.clear();
+                    let read = files::read_line(&mut input, &mut long)?;
+                    // An unterminated last line of a plain file may still be being written;
+                    // a compressed file is finished.
+                    if read.read == 0 || (!read.complete && !gzip) {
+                        break;
+                    }
+                    let bytes = if read.too_long { &long[..0] } else { &long[..] };
+                    // A line too long to keep still moves the offset by all its bytes.
+                    pass.cursor.files[index].offset += (read.read - bytes.len()) as u64;
+                    self.line(bytes, path, index, &file_id, read.too_long, pass)?;
+                }
             }
             if pass.page.len() >= PAGE_RECORDS {
                 self.flush(pass)?;
@@ -619,15 +633,49 @@ impl Reader {
         Ok(())
     }
 
+    /// One line of a file: moves the file's offset past it, then counts it (or reports it).
+    fn line(
+        &self,
+        bytes: &[u8],
+        path: &Path,
+        index: usize,
+        file_id: &str,
+        too_long: bool,
+        pass: &mut Pass<'_>,
+    ) -> Result<()> {
+        let state = &mut pass.cursor.files[index];
+        let offset = state.offset;
+        state.offset += bytes.len() as u64;
+        state.lines += 1;
+        let line_no = state.lines;
+        let report =
+            |reason: String| Message::Malformed(format!("{}:{line_no}", path.display()), reason);
+        if too_long {
+            return send(
+                pass.tx,
+                report(format!("line longer than {MAX_LINE_BYTES} bytes")),
+            );
+        }
+        pass.lines += 1;
+        if pass.counts_from.is_none() {
+            pass.counts_from = Some(format!("{file_id}@{offset}"));
+        }
+        let at = At { file_id, offset };
+        if let Err(reason) = self.process(bytes, &at, pass) {
+            send(pass.tx, report(reason))?;
+        }
+        Ok(())
+    }
+
     /// Counts one line; a 401/403 becomes a denial, a 429/503 a rate-limit event.
     fn process(&self, line: &[u8], at: &At<'_>, pass: &mut Pass<'_>) -> Result<(), String> {
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
+        let line = line.trim_ascii_end();
+        if line.trim_ascii_start().is_empty() {
             return Ok(());
         }
+        let mut lossy = None;
         let mut f = Slots::new();
-        self.format.extract(text, &mut f)?;
+        self.format.extract(line, &mut lossy, &mut f)?;
         let status = match f.get(Field::Status) {
             None => return Err("no status".into()),
             Some(s) => s
@@ -647,41 +695,65 @@ impl Reader {
         if time < pass.since_ms {
             return Ok(());
         }
-        let (url_host, url_path) = f.str(Field::Url).map_or((None, None), split_url);
-        let host = f.str(Field::Host).or(url_host).map(str::to_ascii_lowercase);
+        let (url_host, url_path) = match f.str(Field::Url) {
+            Some(url) => split_url(url),
+            None => (None, None),
+        };
+        let host: Option<Cow<'_, str>> = f.str(Field::Host).or(url_host).map(|h| {
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(h.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(h)
+            }
+        });
         let path = f.str(Field::Path).or(url_path).unwrap_or("/");
         let mapping = self.mapping(host.as_deref(), pass);
         routes::operation(&self.mappings[mapping].routes, path, &mut pass.operation);
         let method = f.str(Field::Method).unwrap_or("-");
         let client = f.str(Field::ClientId);
-        let hint = f.str(Field::CredentialHint);
-        let credential = self.credential(mapping, client, hint, host.as_deref(), pass);
 
+        let strings = &mut pass.counts.strings;
+        let service = strings.id(host.as_deref().unwrap_or("-"));
+        let actor = client.map(|c| strings.id(c));
+        let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            strings.id(&method.to_ascii_uppercase())
+        } else {
+            strings.id(method)
+        };
+        let hint = f.str(Field::CredentialHint).map(|h| strings.id(h));
+        let credential = self.credential(
+            mapping,
+            (client, actor),
+            hint,
+            (host.as_deref(), service),
+            pass,
+        );
         let counts = &mut pass.counts;
-        let service = counts.strings.id(host.as_deref().unwrap_or("-"));
-        let operation = counts.operation(service, &pass.operation);
         let key = CountKey {
             hour_ms: time - time.rem_euclid(3_600_000),
             mapping: mapping as u32,
             service,
-            operation,
-            method: if method.bytes().any(|b| b.is_ascii_lowercase()) {
-                counts.strings.id(&method.to_ascii_uppercase())
-            } else {
-                counts.strings.id(method)
-            },
-            class: counts.strings.id(status_class(status)),
-            actor: client.map(|c| counts.strings.id(c)),
+            operation: counts.operation(service, &pass.operation),
+            method,
+            class: pass.classes.id(status_class(status), &mut counts.strings),
+            actor,
             credential: credential.map(|c| c as u32),
         };
         counts.add(key);
 
         if matches!(status, 401 | 403 | 429 | 503) {
+            let (mut lossy, mut all) = (None, Slots::new());
+            let f = if self.format.reads_twice() {
+                self.format.extract_all(line, &mut lossy, &mut all)?;
+                &all
+            } else {
+                &f
+            };
             let record = self.event(
-                &f,
+                f,
                 status,
                 time,
-                host,
+                host.map(Cow::into_owned),
                 path,
                 mapping,
                 credential,
@@ -791,31 +863,27 @@ impl Reader {
         m
     }
 
-    /// The credential that claims a line, remembered per (mapping, client, hint, host).
+    /// The credential that claims a line, remembered per (mapping, client, hint, host), each
+    /// given with its interned id.
     fn credential(
         &self,
         mapping: usize,
-        client: Option<&str>,
-        hint: Option<&str>,
-        host: Option<&str>,
+        (client, client_id): (Option<&str>, Option<u32>),
+        hint: Option<u32>,
+        (host, host_id): (Option<&str>, u32),
         pass: &mut Pass<'_>,
     ) -> Option<usize> {
-        let strings = &mut pass.counts.strings;
-        let key = (
-            mapping,
-            client.map(|c| strings.id(c)),
-            hint.map(|h| strings.id(h)),
-            host.map(|h| strings.id(h)),
-        );
+        let key = (mapping, client_id, hint, Some(host_id));
         if let Some(&c) = pass.credentials.get(&key) {
             return c;
         }
         let m = &self.mappings[mapping];
+        let hint_text = hint.map(|h| pass.counts.strings.name(h).to_string());
         let found = self.bindings.claim_index(&Claim {
             vendor: &m.vendor,
             tenant: &m.tenant,
             client_id: client,
-            hint,
+            hint: hint_text.as_deref(),
             host,
         });
         pass.credentials.insert(key, found);
@@ -881,17 +949,31 @@ fn retry_after_seconds(time_ms: i64) -> impl Fn(&json::Scalar<'_>) -> Option<i64
 
 /// Host and path of a logged URL (query removed); a bare path has no host.
 fn split_url(text: &str) -> (Option<&str>, Option<&str>) {
-    let (host, rest) = match text.split_once("://") {
-        Some((_, after)) => {
-            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (host, rest) = match text.as_bytes().iter().position(|b| *b == b':') {
+        Some(i) if text.as_bytes().get(i + 1..i + 3) == Some(b"//") => {
+            let after = &text[i + 3..];
+            let end = after
+                .bytes()
+                .position(|b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(after.len());
             let authority = &after[..end];
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            let host = host.split(':').next().unwrap_or(host);
+            let host = match memchr::memrchr(b'@', authority.as_bytes()) {
+                Some(at) => &authority[at + 1..],
+                None => authority,
+            };
+            let host = match memchr::memchr(b':', host.as_bytes()) {
+                Some(colon) => &host[..colon],
+                None => host,
+            };
             ((!host.is_empty()).then_some(host), &after[end..])
         }
-        None => (None, text),
+        _ => (None, text),
     };
-    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let path = &rest[..end];
     (host, (!path.is_empty()).then_some(path))
 }
 

@@ -44,15 +44,20 @@ pub fn operation(templates: &[Template], path: &str, out: &mut String) {
         out.push_str(&t.text);
         return;
     }
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
+    let mut rest = path;
+    loop {
+        let end = memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len());
+        let segment = &rest[..end];
         out.push_str(if looks_like_id(segment) {
             "{id}"
         } else {
             segment
         });
+        if end == rest.len() {
+            break;
+        }
+        out.push('/');
+        rest = &rest[end + 1..];
     }
 }
 

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Throughput of the http_log source, against jq and DuckDB (one thread) doing the same
+# filter-to-CSV on the same files, in the same run, each pinned to one core.
+#
+#   bench/http_log.sh                 # 1M and 10M lines
+#   SIZES="1000000" bench/http_log.sh
+#
+# scopetrail does more than the baselines: it also counts every line into request_counts,
+# stages rate-limit events and derives bursts, and writes gzip CSV with a manifest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=${SIZES:-"1000000 10000000"}
+rounds=${ROUNDS:-3}
+work=target/bench/http_log
+mkdir -p "$work"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+if ! need jq; then $sudo apt-get install -y -qq jq >/dev/null; fi
+venv=target/tools/venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import duckdb" 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==1.4.1" || "$venv/bin/pip" install -q duckdb
+
+cargo build --release --quiet --example gen_http_log
+cargo build --release --quiet
+bin=$PWD/target/release/scopetrail
+pin="taskset -c 0"
+need taskset || pin=""
+
+# Prints "seconds max_rss_kb" for a command.
+measure() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-12s %-10s %10s %12s %9s %12s\n' lines tool seconds lines/s MB/s "peak RSS"
+for n in $sizes; do
+  file=$PWD/$work/lines-$n.jsonl
+  [ -s "$file" ] || target/release/examples/gen_http_log "$n" > "$file"
+  mb=$(( $(stat -c %s "$file") / 1000000 ))
+  dir=$work/run-$n
+  mkdir -p "$dir/jobs"
+  cat > "$dir/scopetrail.toml" <<TOML
+[store]
+kind = "local"
+path = "out"
+[tenants.acme]
+environment = "prod"
+[sources.proxy]
+kind = "http_log"
+tenant = "acme"
+paths = ["$file"]
+[sources.proxy.fields]
+time = "ts"
+status = "response.status"
+method = "request.method"
+url = "request.url"
+client_id = "client_id"
+request_id = "request.id"
+www_authenticate = "response.headers.www-authenticate"
+retry_after = "response.headers.retry-after"
+ratelimit_remaining = "response.headers.x-ratelimit-remaining"
+error_code = "response.body.error"
+user_agent = "request.headers.user-agent"
+TOML
+  printf 'schedule = "0 0 * * MON"\nsources = ["proxy"]\n' > "$dir/jobs/weekly.toml"
+  jq_filter='select(.response.status == 401 or .response.status == 403) | [.ts, .response.status, .request.method, .request.url, .client_id, .request.id] | @csv'
+  duck="import duckdb; c = duckdb.connect(); c.execute('SET threads=1'); c.execute(\"COPY (SELECT ts, response.status, request.method, request.url, client_id, request.id FROM read_json('$file', format='newline_delimited') WHERE response.status IN (401, 403)) TO '/dev/null' (FORMAT CSV)\")"
+  declare -A t r
+  for tool in scopetrail duckdb jq grep; do t[$tool]=""; r[$tool]=""; done
+  # Interleaved rounds, so a noisy neighbour hurts every tool alike.
+  for _ in $(seq "$rounds"); do
+    rm -rf "$dir/out"
+    read -r s m < <(measure $pin "$bin" run --config "$dir/scopetrail.toml" --now 2026-03-09T01:00:00Z)
+    t[scopetrail]+="$s "; r[scopetrail]+="$m "
+    read -r s m < <(measure $pin "$venv/bin/python" -c "$duck")
+    t[duckdb]+="$s "; r[duckdb]+="$m "
+    read -r s m < <(measure $pin jq -r "$jq_filter" "$file")
+    t[jq]+="$s "; r[jq]+="$m "
+    read -r s m < <(measure $pin env LC_ALL=C grep -c '"status":40[13]' "$file")
+    t[grep]+="$s "; r[grep]+="$m "
+  done
+  for tool in scopetrail duckdb jq grep; do
+    sec=$(echo "${t[$tool]}" | tr ' ' '\n' | grep . | median)
+    rss=$(echo "${r[$tool]}" | tr ' ' '\n' | grep . | sort -n | tail -1)
+    printf '%-12s %-10s %10.2f %12.0f %9.0f %10.1f MB\n' "$n" "$tool" "$sec" "$(echo "$n / $sec" | bc -l)" "$(echo "$mb / $sec" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+    eval "sec_$tool=$sec"
+  done
+  printf '%-12s scopetrail is %.2fx DuckDB and %.2fx jq (lines/s)\n' "$n" "$(echo "$sec_duckdb / $sec_scopetrail" | bc -l)" "$(echo "$sec_jq / $sec_scopetrail" | bc -l)"
+done
