@@ -27,8 +27,12 @@ bin=$PWD/target/release/scopetrail
 pin="taskset -c 0"
 need taskset || pin=""
 
-# Prints "seconds max_rss_kb" for a command.
-measure() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
+# Prints "seconds max_rss_kb" for a command (seconds to the microsecond: grep is quick).
+measure() {
+  local t0=$EPOCHREALTIME rss
+  rss=$(/usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1)
+  echo "$(echo "$EPOCHREALTIME - $t0" | bc -l) $rss"
+}
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 printf '%-12s %-10s %10s %12s %9s %12s\n' lines tool seconds lines/s MB/s "peak RSS"
@@ -75,14 +79,15 @@ TOML
     t[duckdb]+="$s "; r[duckdb]+="$m "
     read -r s m < <(measure $pin jq -r "$jq_filter" "$file")
     t[jq]+="$s "; r[jq]+="$m "
-    read -r s m < <(measure $pin env LC_ALL=C grep -c '"status":40[13]' "$file")
+    # grep stops at the first match when its output is /dev/null: give it a file.
+    read -r s m < <(measure $pin sh -c 'LC_ALL=C grep -c "\"status\":40[13]" "$1" > "$2"' _ "$file" "$work/grep.out")
     t[grep]+="$s "; r[grep]+="$m "
   done
   for tool in scopetrail duckdb jq grep; do
     sec=$(echo "${t[$tool]}" | tr ' ' '\n' | grep . | median)
     rss=$(echo "${r[$tool]}" | tr ' ' '\n' | grep . | sort -n | tail -1)
-    printf '%-12s %-10s %10.2f %12.0f %9.0f %10.1f MB\n' "$n" "$tool" "$sec" "$(echo "$n / $sec" | bc -l)" "$(echo "$mb / $sec" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+    printf '%-12s %-10s %10.3f %12.0f %9.0f %10.1f MB\n' "$n" "$tool" "$sec" "$(echo "$n / $sec" | bc -l)" "$(echo "$mb / $sec" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
     eval "sec_$tool=$sec"
   done
-  printf '%-12s scopetrail is %.2fx DuckDB and %.2fx jq (lines/s)\n' "$n" "$(echo "$sec_duckdb / $sec_scopetrail" | bc -l)" "$(echo "$sec_jq / $sec_scopetrail" | bc -l)"
+  printf '%-12s scopetrail is %.2fx DuckDB, %.2fx jq and %.2fx grep (lines/s)\n' "$n" "$(echo "$sec_duckdb / $sec_scopetrail" | bc -l)" "$(echo "$sec_jq / $sec_scopetrail" | bc -l)" "$(echo "$sec_grep / $sec_scopetrail" | bc -l)"
 done

@@ -29,7 +29,44 @@ pub fn to_datetime(ms: i64) -> Option<DateTime<Utc>> {
 
 /// The UTC day of an event, the `dt` partition.
 pub fn utc_day(ms: i64) -> String {
-    to_datetime(ms)
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| "1970-01-01".to_string())
+    String::from_utf8_lossy(&utc_day_bytes(ms)).into_owned()
+}
+
+/// `utc_day` without allocating, for comparisons made once per row.
+pub fn utc_day_bytes(ms: i64) -> [u8; 10] {
+    use chrono::Datelike;
+    let (y, m, d) = to_datetime(ms).map_or((1970, 1, 1), |t| (t.year(), t.month(), t.day()));
+    let mut out = *b"1970-01-01";
+    let digits = |n: u32, at: &mut [u8]| {
+        let mut n = n;
+        for c in at.iter_mut().rev() {
+            *c = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    digits(y.clamp(0, 9999) as u32, &mut out[0..4]);
+    digits(m, &mut out[5..7]);
+    digits(d, &mut out[8..10]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_day_agrees_with_chrono() {
+        for ms in [
+            0,
+            1,
+            86_399_999,
+            86_400_000,
+            1_772_701_320_000,
+            951_782_400_000, // 2000-02-29
+            MAX_TIME_MS,
+        ] {
+            let want = to_datetime(ms).map(|t| t.format("%Y-%m-%d").to_string());
+            assert_eq!(Some(utc_day(ms)), want, "{ms}");
+        }
+    }
 }

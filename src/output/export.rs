@@ -662,8 +662,8 @@ fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encod
         if !plan.wants(&record) {
             continue;
         }
-        let partition = Partition::of(&record);
-        if current.as_ref().is_none_or(|(p, _, _)| *p != partition) {
+        if current.as_ref().is_none_or(|(p, _, _)| !p.holds(&record)) {
+            let partition = Partition::of(&record);
             if let Some((p, w, f)) = current.take() {
                 out.push(finish_object(p, w, f)?);
             }

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Lines, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -44,36 +44,55 @@ const MAX_FAN_IN: usize = 64;
 
 struct Reader {
     path: PathBuf,
-    lines: Lines<BufReader<MultiGzDecoder<File>>>,
+    input: BufReader<MultiGzDecoder<File>>,
+    buf: String,
     line: u64,
+    /// `{"<dataset>":`: the start of the only records wanted, when not all are.
+    only: Option<String>,
 }
 
 impl Reader {
-    fn open(path: &Path) -> Result<Reader> {
+    fn open(path: &Path, only: Option<Dataset>) -> Result<Reader> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let mut lines = BufReader::with_capacity(32 * 1024, MultiGzDecoder::new(file)).lines();
-        // The first line is the segment header.
-        lines.next().transpose()?;
-        Ok(Reader {
+        let mut reader = Reader {
             path: path.to_path_buf(),
-            lines,
-            line: 1,
-        })
+            input: BufReader::with_capacity(32 * 1024, MultiGzDecoder::new(file)),
+            buf: String::new(),
+            line: 0,
+            only: only.map(|d| format!("{{\"{}\":", d.name())),
+        };
+        // The first line is the segment header.
+        reader.read_line()?;
+        Ok(reader)
+    }
+
+    fn read_line(&mut self) -> Result<bool> {
+        self.buf.clear();
+        self.line += 1;
+        Ok(self.input.read_line(&mut self.buf)? > 0)
     }
 
     fn next(&mut self) -> Result<Option<Record>> {
-        let Some(line) = self.lines.next().transpose()? else {
-            return Ok(None);
-        };
-        self.line += 1;
-        let record = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{}: unreadable staged record",
-                self.path.display(),
-                self.line
-            )
-        })?;
-        Ok(Some(record))
+        loop {
+            if !self.read_line()? {
+                return Ok(None);
+            }
+            // Records are written externally tagged, so the tag is the first key: records of
+            // other datasets are passed over without being decoded.
+            if let Some(only) = &self.only
+                && !self.buf.starts_with(only.as_str())
+            {
+                continue;
+            }
+            let record = serde_json::from_str(&self.buf).with_context(|| {
+                format!(
+                    "{}:{}: unreadable staged record",
+                    self.path.display(),
+                    self.line
+                )
+            })?;
+            return Ok(Some(record));
+        }
     }
 }
 
@@ -112,6 +131,11 @@ pub struct Merge {
 impl Merge {
     /// Merges sorted segment files; `scratch` takes intermediate rounds when there are many.
     pub fn open(paths: &[PathBuf], scratch: &Path) -> Result<Merge> {
+        Merge::open_only(paths, None, scratch)
+    }
+
+    /// Like `open`, for the records of one dataset only.
+    pub fn open_only(paths: &[PathBuf], only: Option<Dataset>, scratch: &Path) -> Result<Merge> {
         let mut rounds = Vec::new();
         let mut inputs: Vec<PathBuf> = paths.to_vec();
         while inputs.len() > MAX_FAN_IN {
@@ -121,20 +145,24 @@ impl Merge {
                     .prefix("merge-")
                     .tempfile_in(scratch)?
                     .into_temp_path();
-                Merge::open_direct(chunk, Vec::new())?.write_to(&tmp)?;
+                Merge::open_direct(chunk, only, Vec::new())?.write_to(&tmp)?;
                 next.push(tmp.to_path_buf());
                 rounds.push(tmp);
             }
             inputs = next;
         }
-        Merge::open_direct(&inputs, rounds)
+        Merge::open_direct(&inputs, only, rounds)
     }
 
-    fn open_direct(paths: &[PathBuf], rounds: Vec<tempfile::TempPath>) -> Result<Merge> {
+    fn open_direct(
+        paths: &[PathBuf],
+        only: Option<Dataset>,
+        rounds: Vec<tempfile::TempPath>,
+    ) -> Result<Merge> {
         let mut readers = Vec::with_capacity(paths.len());
         let mut heap = BinaryHeap::with_capacity(paths.len());
         for (i, path) in paths.iter().enumerate() {
-            let mut reader = Reader::open(path)?;
+            let mut reader = Reader::open(path, only)?;
             if let Some(record) = reader.next()? {
                 heap.push(Head { record, reader: i });
             }
@@ -197,5 +225,36 @@ impl Merge {
         }
         crate::gz::finish(gz)?.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Header, RateLimitEvent};
+
+    /// `open_only` passes records over by their first key, which must be the dataset's name.
+    #[test]
+    fn staged_records_start_with_their_dataset_name() {
+        let head = Header {
+            time: 0,
+            event_uid: Uuid::nil(),
+            vendor: "v".into(),
+            tenant: "t".into(),
+            environment: "prod".into(),
+            source: "s".into(),
+            source_event_uid: None,
+            credential: None,
+        };
+        let record: Record = RateLimitEvent {
+            head,
+            ..Default::default()
+        }
+        .into();
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        assert!(
+            text.starts_with(&format!("{{\"{}\":", Dataset::RateLimitEvents.name())),
+            "{text}"
+        );
     }
 }

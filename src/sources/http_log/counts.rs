@@ -90,18 +90,20 @@ impl Counts {
     /// The counts so far, emptied, in a stable order.
     pub fn take(&mut self) -> Vec<(CountKey, u64)> {
         let mut out: Vec<(CountKey, u64)> = self.counts.drain().collect();
-        out.sort_by_key(|(k, _)| {
+        let s = |id: u32| self.strings.name(id);
+        let order = |k: &CountKey| {
             (
                 k.hour_ms,
                 k.mapping,
-                self.strings.name(k.service).to_string(),
-                self.strings.name(k.operation).to_string(),
-                self.strings.name(k.method).to_string(),
+                s(k.service),
+                s(k.operation),
+                s(k.method),
                 k.class,
-                k.actor.map(|a| self.strings.name(a).to_string()),
+                k.actor.map(s),
                 k.credential,
             )
-        });
+        };
+        out.sort_unstable_by(|(a, _), (b, _)| order(a).cmp(&order(b)));
         out
     }
 

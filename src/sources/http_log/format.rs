@@ -225,7 +225,7 @@ fn quoted<'a>(rest: &mut &'a str) -> Option<&'a str> {
     None
 }
 
-/// Reads times, remembering the last second seen: consecutive lines of a log mostly share it.
+/// Reads times, remembering the last hour (or custom-format text) seen: consecutive lines of a log mostly share it.
 pub struct Times {
     /// A strftime format (`%d/%b/%Y:%H:%M:%S %z`); `None`: RFC 3339 or epoch numbers.
     format: Option<String>,
@@ -279,63 +279,69 @@ impl Times {
         }
     }
 
-    /// `2026-03-05T09:02:50.779Z`: the date and time to the second are read digit by digit
-    /// (a log's lines mostly share the second, so that is remembered too), the fraction and the
-    /// zone every time. Anything else RFC 3339 allows goes to chrono.
+    /// RFC 3339: the common shape read digit by digit, anything else it allows by chrono.
     fn rfc3339(&mut self, s: &str) -> Option<i64> {
+        self.common_rfc3339(s).or_else(|| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        })
+    }
+
+    /// `2026-03-05T09:02:50.779Z` or with `+hh:mm`: the hour is remembered (a log's lines
+    /// mostly share it), minutes, seconds, fraction and zone are read every time.
+    fn common_rfc3339(&mut self, s: &str) -> Option<i64> {
         let b = s.as_bytes();
-        let fast = b.len() >= 20
+        let shaped = b.len() >= 20
             && b[4] == b'-'
             && b[7] == b'-'
             && matches!(b[10], b'T' | b't' | b' ')
             && b[13] == b':'
             && b[16] == b':';
-        if !fast {
-            return DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|t| t.timestamp_millis());
+        if !shaped {
+            return None;
         }
-        let rest = &s[19..];
-        let digits = rest
-            .strip_prefix('.')
-            .map_or(0, |r| r.bytes().take_while(u8::is_ascii_digit).count());
-        let zone = &rest[if digits > 0 { digits + 1 } else { 0 }..];
-        let fraction_ms = match digits {
-            0 => 0,
-            n => {
-                let ms = &rest[1..=n.min(3)];
-                ms.parse::<i64>().ok()? * 10i64.pow(3 - ms.len() as u32)
-            }
+        let rest = &b[19..];
+        let digits = match rest.split_first() {
+            Some((b'.', r)) => r.iter().take_while(|c| c.is_ascii_digit()).count(),
+            _ => 0,
         };
-        let offset_ms = match zone.as_bytes() {
+        let fraction = if digits > 0 { &rest[1..=digits] } else { &[] };
+        let fraction_ms = (0..3).fold(0, |n, i| {
+            n * 10 + fraction.get(i).map_or(0, |d| i64::from(d - b'0'))
+        });
+        let zone = &rest[if digits > 0 { digits + 1 } else { 0 }..];
+        let offset_ms = match zone {
             [b'Z' | b'z'] => 0,
             [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-                let n = |a: &u8, b: &u8| -> Option<i64> {
-                    (a.is_ascii_digit() && b.is_ascii_digit())
-                        .then(|| i64::from((a - b'0') * 10 + (b - b'0')))
-                };
-                let minutes = n(h1, h2)? * 60 + n(m1, m2)?;
+                let minutes = two_digits(*h1, *h2)? * 60 + two_digits(*m1, *m2)?;
                 if *sign == b'+' {
                     minutes * 60_000
                 } else {
                     -minutes * 60_000
                 }
             }
-            _ => {
-                return DateTime::parse_from_rfc3339(s)
-                    .ok()
-                    .map(|t| t.timestamp_millis());
-            }
+            _ => return None,
         };
-        let head = &s[..19];
-        let seconds = self.last.get(head, |h| {
+        let (minute, second) = (two_digits(b[14], b[15])?, two_digits(b[17], b[18])?);
+        if minute > 59 || second > 59 {
+            return None;
+        }
+        let hour = self.last.get(&s[..13], |h| {
             let num = |r: std::ops::Range<usize>| h.get(r)?.parse::<u32>().ok();
             let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-            let time = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
-            Some(time.and_utc().timestamp_millis())
+            Some(
+                date.and_hms_opt(num(11..13)?, 0, 0)?
+                    .and_utc()
+                    .timestamp_millis(),
+            )
         })?;
-        Some(seconds + fraction_ms - offset_ms)
+        Some(hour + minute * 60_000 + second * 1000 + fraction_ms - offset_ms)
     }
+}
+
+fn two_digits(a: u8, b: u8) -> Option<i64> {
+    (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from((a - b'0') * 10 + (b - b'0')))
 }
 
 /// Epoch seconds or milliseconds: numbers past 1e11 are milliseconds (1e11 seconds is the
@@ -382,6 +388,51 @@ mod tests {
             Some(ms),
             "from the cache"
         );
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_chrono() {
+        let mut t = Times::new(None);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ms = (x % 4_102_444_800_000) as i64; // before 2100
+            let when = Utc.timestamp_millis_opt(ms).single().expect("in range");
+            let zone = ["Z", "+05:30", "-08:00", "z"][(x % 4) as usize];
+            let fraction = [".123", "", ".1", ".123456789"][(x >> 8) as usize % 4];
+            let text = match zone {
+                "Z" | "z" => when
+                    .format(&format!("%Y-%m-%dT%H:%M:%S{fraction}{zone}"))
+                    .to_string(),
+                _ => {
+                    let offset: chrono::FixedOffset = zone.parse().expect("offset");
+                    when.with_timezone(&offset)
+                        .format(&format!("%Y-%m-%dT%H:%M:%S{fraction}%:z"))
+                        .to_string()
+                }
+            };
+            let want = DateTime::parse_from_rfc3339(&text)
+                .map(|t| t.timestamp_millis())
+                .ok();
+            assert_eq!(
+                t.parse(&Scalar::Str(Cow::Owned(text.clone()))),
+                want,
+                "{text}"
+            );
+        }
+        // Leap seconds and odd shapes go to chrono.
+        for text in [
+            "2016-12-31T23:59:60Z",
+            "2026-03-05T09:02:00.Z",
+            "2026-13-05T09:02:00Z",
+        ] {
+            let want = DateTime::parse_from_rfc3339(text)
+                .map(|t| t.timestamp_millis())
+                .ok();
+            assert_eq!(t.parse(&Scalar::Str(Cow::Borrowed(text))), want, "{text}");
+        }
     }
 
     #[test]

@@ -84,23 +84,20 @@ impl Paths {
 
     /// Like `child`, on a key's raw bytes: a key that matches is the configured UTF-8.
     pub fn child_bytes(&self, key: &[u8]) -> Option<&Paths> {
-        if let Some((_, n)) = self.children.iter().find(|(k, _)| {
-            k.len() == key.len() && k.as_bytes().first() == key.first() && k.as_bytes() == key
-        }) {
-            return Some(n);
-        }
-        if memchr::memchr(b'.', key).is_some() {
-            let mut node = self;
-            for part in key.split(|b| *b == b'.') {
-                node = node
-                    .children
-                    .iter()
-                    .find(|(k, _)| k.as_bytes() == part)
-                    .map(|(_, n)| n)?;
+        let mut dotted = None;
+        for (k, n) in &self.children {
+            let k = k.as_bytes();
+            if k.len() <= key.len() && k.first() == key.first() && key.starts_with(k) {
+                match key.get(k.len()) {
+                    None => return Some(n),
+                    Some(b'.') => dotted = Some((k.len(), n)),
+                    Some(_) => {}
+                }
             }
-            return Some(node);
         }
-        None
+        // `"http.status"`: the rest of the key walks on from the child it starts with.
+        let (len, n) = dotted?;
+        n.child_bytes(&key[len + 1..])
     }
 }
 

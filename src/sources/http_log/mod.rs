@@ -949,30 +949,33 @@ fn retry_after_seconds(time_ms: i64) -> impl Fn(&json::Scalar<'_>) -> Option<i64
 
 /// Host and path of a logged URL (query removed); a bare path has no host.
 fn split_url(text: &str) -> (Option<&str>, Option<&str>) {
-    let (host, rest) = match text.as_bytes().iter().position(|b| *b == b':') {
-        Some(i) if text.as_bytes().get(i + 1..i + 3) == Some(b"//") => {
-            let after = &text[i + 3..];
-            let end = after
-                .bytes()
-                .position(|b| matches!(b, b'/' | b'?' | b'#'))
-                .unwrap_or(after.len());
-            let authority = &after[..end];
-            let host = match memchr::memrchr(b'@', authority.as_bytes()) {
-                Some(at) => &authority[at + 1..],
-                None => authority,
-            };
-            let host = match memchr::memchr(b':', host.as_bytes()) {
-                Some(colon) => &host[..colon],
-                None => host,
-            };
-            ((!host.is_empty()).then_some(host), &after[end..])
+    let b = text.as_bytes();
+    let scheme = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        .count();
+    let (host, rest) = if scheme > 0 && b[scheme..].starts_with(b"://") {
+        // One pass over the authority: where it ends, where the host starts (after any
+        // `user:password@`) and where its port starts.
+        let after = &text[scheme + 3..];
+        let (mut start, mut colon, mut end) = (0, None, after.len());
+        for (i, c) in after.bytes().enumerate() {
+            match c {
+                b'/' | b'?' | b'#' => {
+                    end = i;
+                    break;
+                }
+                b'@' => (start, colon) = (i + 1, None),
+                b':' if colon.is_none() => colon = Some(i),
+                _ => {}
+            }
         }
-        _ => (None, text),
+        let host = &after[start..colon.unwrap_or(end)];
+        ((!host.is_empty()).then_some(host), &after[end..])
+    } else {
+        (None, text)
     };
-    let end = rest
-        .bytes()
-        .position(|b| matches!(b, b'?' | b'#'))
-        .unwrap_or(rest.len());
+    let end = memchr::memchr2(b'?', b'#', rest.as_bytes()).unwrap_or(rest.len());
     let path = &rest[..end];
     (host, (!path.is_empty()).then_some(path))
 }
@@ -992,6 +995,12 @@ mod tests {
             (Some("api.example.com"), Some("/v1"))
         );
         assert_eq!(split_url("/v1/items?x=1"), (None, Some("/v1/items")));
+        assert_eq!(
+            split_url("https://a:b@c@api.example.com/x"),
+            (Some("api.example.com"), Some("/x")),
+            "the last @ ends the user part"
+        );
+        assert_eq!(split_url("/a/https://b/c"), (None, Some("/a/https://b/c")));
         assert_eq!(
             split_url("https://api.example.com"),
             (Some("api.example.com"), None)

@@ -64,17 +64,18 @@ pub fn operation(templates: &[Template], path: &str, out: &mut String) {
 /// Numbers, UUIDs and hex ids, long tokens with digits: what varies per call.
 fn looks_like_id(segment: &str) -> bool {
     let bytes = segment.as_bytes();
+    // Most segments are words: no digit, no id, nothing more to look at.
     let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
     if digits == 0 {
         return false;
     }
-    let all_digits = digits == bytes.len();
-    let hex = bytes.len() >= 8 && bytes.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-');
-    let long_token = bytes.len() >= 16
-        && bytes
+    let hex = || bytes.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-');
+    let token = || {
+        bytes
             .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
-    all_digits || hex || long_token
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    };
+    digits == bytes.len() || (bytes.len() >= 8 && hex()) || (bytes.len() >= 16 && token())
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! decoding what nobody asked for: keys are compared as bytes, skipped strings are jumped with
 //! `memchr`, kept strings are borrowed from the line, and only strings with escapes are handed
 //! to serde_json to decode. It checks the structure (braces, colons, commas, quotes, literals);
-//! it does not check what it skips for invalid escapes or UTF-8, as a log line's skipped
-//! fields do not matter.
+//! it does not check what it skips for invalid escapes, UTF-8 or the finer points of number
+//! syntax, as a log line's skipped fields do not matter.
 
 use std::borrow::Cow;
 
@@ -149,11 +149,16 @@ impl<'a> Scanner<'a> {
             Some(b'n') => self.literal(b"null", Scalar::Str(Cow::Borrowed(""))),
             _ => {
                 let start = self.i;
-                while matches!(
-                    self.peek(),
-                    Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-                ) {
-                    self.i += 1;
+                let (digits, simple) = self.number();
+                // Most numbers in logs are short integers: summed here, not parsed as text.
+                if simple && digits > 0 && digits <= 18 {
+                    let text = &self.b[start..self.i];
+                    let (negative, text) = match text.split_first() {
+                        Some((b'-', rest)) => (true, rest),
+                        _ => (false, text),
+                    };
+                    let n = text.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                    return Ok(Scalar::Int(if negative { -n } else { n }));
                 }
                 let text =
                     std::str::from_utf8(&self.b[start..self.i]).map_err(|_| ScanError::Utf8)?;
@@ -166,6 +171,24 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+    }
+
+    /// Moves past a number's characters: how many digits, and whether it is only an optional
+    /// `-` and digits.
+    fn number(&mut self) -> (usize, bool) {
+        let start = self.i;
+        let mut digits = 0;
+        let mut simple = true;
+        while let Some(c) = self.peek() {
+            match c {
+                b'0'..=b'9' => digits += 1,
+                b'-' if self.i == start => {}
+                b'-' | b'+' | b'.' | b'e' | b'E' => simple = false,
+                _ => break,
+            }
+            self.i += 1;
+        }
+        (digits, simple)
     }
 
     fn literal(&mut self, word: &'static [u8], value: Scalar<'a>) -> Result<Scalar<'a>, ScanError> {
@@ -205,6 +228,10 @@ impl<'a> Scanner<'a> {
                     self.i += 1;
                 }
             }
+            Some(b'-' | b'0'..=b'9') => match self.number() {
+                (0, _) => Err(ScanError::Syntax("a value", self.i)),
+                _ => Ok(()),
+            },
             Some(_) => self.scalar().map(|_| ()),
             None => Err(ScanError::Syntax("a value", self.i)),
         }
