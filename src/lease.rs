@@ -57,6 +57,9 @@ pub struct Leases {
     owner: String,
     ttl: Duration,
     liveness: Option<Liveness>,
+    /// This process holds the host lock of a single-writer store: any other holder of a
+    /// lease is a process that died.
+    sole_writer: bool,
 }
 
 /// This process's lock, proof of life to the others sharing the folder.
@@ -102,7 +105,14 @@ impl Leases {
             owner,
             ttl,
             liveness,
+            sole_writer: false,
         }
+    }
+
+    /// Under a `HostLock`, no other live process writes the store: leases left by others are
+    /// taken over at once.
+    pub fn trust_host_lock(&mut self) {
+        self.sole_writer = true;
     }
 
     pub fn owner(&self) -> &str {
@@ -112,6 +122,9 @@ impl Leases {
     /// A holder whose liveness lock another process can take is dead: its lease need not be
     /// waited out. Without a lock file to try (another host, another folder), it is alive.
     fn holder_is_gone(&self, holder: &str) -> bool {
+        if self.sole_writer {
+            return holder != self.owner;
+        }
         let Some(liveness) = &self.liveness else {
             return false;
         };
@@ -217,6 +230,65 @@ impl Liveness {
         };
         file.try_lock().is_ok()
     }
+}
+
+/// The lock a run holds on a store that cannot refuse a second writer (it ignores conditional
+/// writes): one process per host at a time. Kept in `$SCOPETRAIL_LOCK_DIR`, else systemd's
+/// `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/scopetrail`, else `~/.local/state/scopetrail`.
+pub struct HostLock {
+    path: PathBuf,
+    _held: File,
+}
+
+impl HostLock {
+    pub fn take(location: &str) -> Result<HostLock> {
+        let dir = host_lock_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the lock folder {}", dir.display()))?;
+        let digest = {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(location.as_bytes())[..8])
+        };
+        let path = dir.join(format!("single-writer-{digest}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening the lock file {}", path.display()))?;
+        if file.try_lock().is_err() {
+            return Err(Temporary(format!(
+                "another scopetrail process on this host is writing to {location} (it holds {}); a store that ignores conditional writes takes one writer at a time",
+                path.display()
+            ))
+            .into());
+        }
+        Ok(HostLock { path, _held: file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn host_lock_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("SCOPETRAIL_LOCK_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dirs) = var("STATE_DIRECTORY") {
+        // systemd passes every StateDirectory=, separated by colons.
+        if let Some(first) = std::env::split_paths(&dirs).next() {
+            return first;
+        }
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("scopetrail");
+    }
+    if let Some(home) = var("HOME") {
+        return PathBuf::from(home).join(".local/state/scopetrail");
+    }
+    std::env::temp_dir().join("scopetrail")
 }
 
 fn ttl_ms(ttl: Duration) -> i64 {

@@ -13,6 +13,8 @@ pub enum LogFormat {
     Json,
 }
 
+const QUIET_CRATES: &str = "aws_config=warn,aws_runtime=warn,aws_sdk_s3=warn,aws_sigv4=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_smithy_http_client=warn,hyper=warn,hyper_util=warn";
+
 pub fn init(format: LogFormat, verbose: u8) {
     let json = match format {
         LogFormat::Auto => !std::io::stderr().is_terminal(),
@@ -24,6 +26,13 @@ pub fn init(format: LogFormat, verbose: u8) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
         _ => "debug",
+    };
+    // The AWS SDK narrates every credential lookup and request at info: only its warnings
+    // unless -vv asks for everything.
+    let default = if verbose >= 2 {
+        default.to_string()
+    } else {
+        format!("{default},{QUIET_CRATES}")
     };
     let filter =
         EnvFilter::try_from_env("SCOPETRAIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));

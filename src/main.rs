@@ -5,7 +5,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use scopetrail::config::{Config, Diagnostics};
+use scopetrail::config::{Config, Diagnostics, StoreSpec};
 use scopetrail::error::{ConfigError, is_temporary};
 use scopetrail::logging::{self, LogFormat};
 use scopetrail::model::{Dataset, schema};
@@ -59,8 +59,10 @@ enum Command {
         grace: std::time::Duration,
     },
     /// Check the configuration and report every problem with file, line and column.
-    #[command(after_help = "Exit codes: 0 valid (warnings may be printed), 78 invalid.")]
-    Validate(ConfigArg),
+    #[command(
+        after_help = "With --connect it also reaches the store: on S3 it lists the prefix, writes, reads and deletes a probe object under _state/, records whether the server honours conditional writes (If-None-Match, If-Match), and checks that v1/ is writable without writing there. A denial names the missing permission.\n\nExit codes: 0 valid (warnings may be printed), 75 store unreachable (try again later), 78 invalid or a permission is missing."
+    )]
+    Validate(ValidateArgs),
     /// Print the Frictionless Table Schema of a dataset (without one: list the datasets).
     Schema {
         /// A dataset, e.g. `denials`.
@@ -77,6 +79,16 @@ struct ConfigArg {
     /// /etc/scopetrail/scopetrail.toml].
     #[arg(long, short, env = "SCOPETRAIL_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Also connect to the store (and the state store): reachable, writable, conditional
+    /// writes honoured.
+    #[arg(long)]
+    connect: bool,
 }
 
 #[derive(Args)]
@@ -120,7 +132,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run(args),
         Command::Daemon { config, grace } => daemon(&config, grace),
-        Command::Validate(arg) => validate(&arg),
+        Command::Validate(args) => validate(&args),
         Command::Schema { dataset, write } => print_schema(dataset, write),
     };
     ExitCode::from(code)
@@ -202,13 +214,7 @@ fn run(args: RunArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("scopetrail: {e:#}");
-            if e.chain().any(|c| c.is::<ConfigError>()) {
-                exit::CONFIG
-            } else if is_temporary(&e) {
-                exit::TEMPORARY
-            } else {
-                exit::PARTIAL
-            }
+            error_code(&e)
         }
     }
 }
@@ -232,8 +238,8 @@ fn daemon(arg: &ConfigArg, grace: std::time::Duration) -> u8 {
     }
 }
 
-fn validate(arg: &ConfigArg) -> u8 {
-    let path = config_path(arg);
+fn validate(args: &ValidateArgs) -> u8 {
+    let path = config_path(&args.config);
     let config = match load(&path, true) {
         Ok(c) => c,
         Err(code) => return code,
@@ -263,7 +269,40 @@ fn validate(arg: &ConfigArg) -> u8 {
             fires.join(", ")
         );
     }
-    exit::OK
+    if !args.connect {
+        return exit::OK;
+    }
+    let stores: Vec<&StoreSpec> = std::iter::once(&config.store)
+        .chain(config.state.as_ref())
+        .collect();
+    let checked = runtime().map_err(anyhow::Error::from).and_then(|rt| {
+        rt.block_on(async {
+            for spec in stores {
+                for line in pipeline::check_store(spec).await? {
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        })
+    });
+    match checked {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("scopetrail: {e:#}");
+            error_code(&e)
+        }
+    }
+}
+
+/// The exit code of a run that failed as a whole.
+fn error_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<ConfigError>()) {
+        exit::CONFIG
+    } else if is_temporary(e) {
+        exit::TEMPORARY
+    } else {
+        exit::PARTIAL
+    }
 }
 
 fn print_schema(dataset: Option<String>, write: Option<PathBuf>) -> u8 {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bindings::Bindings;
 use crate::config::{Config, Job, OWN_SOURCES, StoreSpec};
 use crate::error::{ConfigError, is_interrupted, is_temporary};
-use crate::lease::{Acquired, Busy, Leases};
+use crate::lease::{Acquired, Busy, HostLock, Leases};
 use crate::model::rfc3339_ms;
 use crate::output::export::{Exporter, JobReport, JobSource};
 use crate::output::plan::Pointer;
@@ -22,7 +22,7 @@ use crate::retention::{self, Cleanup};
 use crate::sources::{BuildContext, SourceSpec};
 use crate::staging::{Checkpoint, CollectStats, Collection, Staging};
 use crate::store::keys;
-use crate::store::{Body, Metadata, SharedStore, local::LocalStore};
+use crate::store::{Body, Metadata, SharedStore, local::LocalStore, s3::S3Store};
 
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
@@ -60,6 +60,9 @@ pub struct RunReport {
     pub now: String,
     pub clock: Clock,
     pub store: String,
+    /// Things a person should know about how this run worked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub sources: Vec<SourceReport>,
     pub jobs: Vec<JobReport>,
     pub failures: Vec<Failure>,
@@ -157,14 +160,28 @@ impl RunReport {
     }
 }
 
-pub fn open_store(spec: &StoreSpec) -> Result<SharedStore> {
+pub async fn open_store(spec: &StoreSpec) -> Result<SharedStore> {
     match spec {
         StoreSpec::Local { path } => Ok(Arc::new(LocalStore::open(path)?)),
+        StoreSpec::S3(spec) => Ok(Arc::new(S3Store::connect(spec).await?)),
+    }
+}
+
+/// What `validate --connect` reports about a store, line by line.
+pub async fn check_store(spec: &StoreSpec) -> Result<Vec<String>> {
+    match spec {
+        StoreSpec::Local { path } => {
+            LocalStore::open(path)?;
+            tempfile::tempfile_in(path)
+                .with_context(|| format!("{} is not writable", path.display()))?;
+            Ok(vec![format!("store {}: writable", spec.describe())])
+        }
+        StoreSpec::S3(spec) => crate::store::s3::probe::check(spec).await,
     }
 }
 
 pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
-    let mut runner = Runner::open(config, options)?;
+    let mut runner = Runner::open(config, options).await?;
     for spec in runner.wanted_sources()? {
         let r = runner.collect(spec).await;
         runner.record_source(r);
@@ -189,13 +206,15 @@ struct Runner<'a> {
     data: SharedStore,
     staging: Staging,
     leases: Leases,
+    /// Held for the whole run on a store that relies on having a single writer.
+    _host_lock: Option<HostLock>,
     bindings: Arc<Bindings>,
     scratch: tempfile::TempDir,
     report: RunReport,
 }
 
 impl<'a> Runner<'a> {
-    fn open(config: &'a Config, options: &'a RunOptions) -> Result<Self> {
+    async fn open(config: &'a Config, options: &'a RunOptions) -> Result<Self> {
         let started = Utc::now();
         let (now, clock) = match (options.now, config.clock) {
             (Some(t), _) => (t, Clock::Flag),
@@ -220,12 +239,26 @@ impl<'a> Runner<'a> {
             })?],
             None => config.jobs.values().collect(),
         };
-        let data = open_store(&config.store)?;
+        let data = open_store(&config.store).await?;
         let state = match &config.state {
-            Some(spec) => open_store(spec)?,
+            Some(spec) => open_store(spec).await?,
             None => data.clone(),
         };
-        let leases = Leases::new(state.clone(), config.defaults.lease_ttl.0);
+        let mut leases = Leases::new(state.clone(), config.defaults.lease_ttl.0);
+        let mut notices = Vec::new();
+        let host_lock = if data.single_writer() || state.single_writer() {
+            let lock = HostLock::take(&data.location())?;
+            // Said every run: the guarantee now rests on the operator's promise.
+            notices.push(format!(
+                "{}: the store ignores conditional writes; running as its single writer under the host lock {}",
+                data.location(),
+                lock.path().display()
+            ));
+            leases.trust_host_lock();
+            Some(lock)
+        } else {
+            None
+        };
         let scratch = tempfile::Builder::new()
             .prefix("scopetrail-")
             .tempdir()
@@ -243,6 +276,7 @@ impl<'a> Runner<'a> {
             now: rfc3339_ms(now.timestamp_millis()),
             clock,
             store: data.location(),
+            notices,
             sources: Vec::new(),
             jobs: Vec::new(),
             failures: Vec::new(),
@@ -257,6 +291,7 @@ impl<'a> Runner<'a> {
             data,
             staging: Staging::new(state),
             leases,
+            _host_lock: host_lock,
             bindings: Arc::new(Bindings::new(&config.credentials)),
             scratch,
             report,
@@ -575,6 +610,7 @@ mod tests {
             now: String::new(),
             clock: Clock::System,
             store: String::new(),
+            notices: Vec::new(),
             sources: Vec::new(),
             jobs: Vec::new(),
             failures: failures

@@ -23,6 +23,9 @@ pub fn render(report: &RunReport) -> String {
         ),
     };
     let _ = writeln!(out, "scopetrail run {}{clock}", report.run_id);
+    for notice in &report.notices {
+        let _ = writeln!(out, "note: {notice}");
+    }
 
     let _ = writeln!(out, "\ncollected");
     let mut collected_any = false;

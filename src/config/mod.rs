@@ -24,16 +24,20 @@ use crate::model::Dataset;
 use crate::privacy::{Privacy, PrivacyAction};
 use crate::schedule::Schedule;
 use crate::sources::{Cadence, SourceSettings, SourceSpec};
+use crate::store::s3::S3Spec;
+use crate::store::s3::config::{CREDENTIAL_KEYS as S3_CREDENTIAL_KEYS, RawS3};
 
 #[derive(Debug, Clone)]
 pub enum StoreSpec {
     Local { path: PathBuf },
+    S3(S3Spec),
 }
 
 impl StoreSpec {
     pub fn describe(&self) -> String {
         match self {
             StoreSpec::Local { path } => format!("local folder {}", path.display()),
+            StoreSpec::S3(spec) => spec.describe(),
         }
     }
 }
@@ -206,8 +210,9 @@ const MAIN_KEYS: &[&str] = &[
 ];
 
 #[derive(Deserialize)]
-struct RawStore {
-    kind: Spanned<String>,
+struct RawLocalStore {
+    #[allow(dead_code)]
+    kind: String,
     path: Option<String>,
 }
 
@@ -539,24 +544,70 @@ fn decode_store(
     base_dir: &Path,
     what: &str,
 ) -> Option<StoreSpec> {
-    let raw: RawStore = doc.decode(value, what)?;
-    match raw.kind.get_ref().as_str() {
-        "local" => match raw.path {
-            Some(path) => Some(StoreSpec::Local {
-                path: base_dir.join(path),
-            }),
-            None => {
-                doc.error(
-                    value.span(),
-                    format!("{what}: a local store needs `path`, the folder to write into"),
-                );
-                None
-            }
-        },
-        other => {
+    let DeValue::Table(table) = value.get_ref() else {
+        doc.error(value.span(), format!("{what} must be a table"));
+        return None;
+    };
+    for (key, _) in table.iter() {
+        if S3_CREDENTIAL_KEYS.contains(&key.get_ref().as_ref()) {
             doc.error(
-                raw.kind.span(),
-                format!("{what}: unknown store kind `{other}`; this build supports \"local\" (S3 is not built yet)"),
+                key.span(),
+                format!("{what}: credentials do not go in the configuration file: scopetrail takes them from the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile with SSO or credential_process, IRSA web identity, ECS, instance metadata)"),
+            );
+            return None;
+        }
+    }
+    let kind = match table.get("kind").map(|k| (k, k.get_ref())) {
+        Some((_, DeValue::String(kind))) => kind.to_string(),
+        Some((k, _)) => {
+            doc.error(
+                k.span(),
+                format!("{what}: `kind` must be \"local\" or \"s3\""),
+            );
+            return None;
+        }
+        None => {
+            doc.error(
+                value.span(),
+                format!("{what}: missing `kind` (\"local\" or \"s3\")"),
+            );
+            return None;
+        }
+    };
+    match kind.as_str() {
+        "local" => {
+            let raw: RawLocalStore = doc.decode(value, what)?;
+            match raw.path {
+                Some(path) => Some(StoreSpec::Local {
+                    path: base_dir.join(path),
+                }),
+                None => {
+                    doc.error(
+                        value.span(),
+                        format!("{what}: a local store needs `path`, the folder to write into"),
+                    );
+                    None
+                }
+            }
+        }
+        "s3" => {
+            let raw: RawS3 = doc.decode(value, what)?;
+            let (spec, problems) = raw.check();
+            for p in problems {
+                let message = format!("{what}: {}", p.message);
+                if p.warning {
+                    doc.warning(p.span, message);
+                } else {
+                    doc.error(p.span, message);
+                }
+            }
+            spec.map(StoreSpec::S3)
+        }
+        other => {
+            let span = table.get("kind").map(|k| k.span()).unwrap_or(value.span());
+            doc.error(
+                span,
+                format!("{what}: unknown store kind `{other}` (\"local\" or \"s3\")"),
             );
             None
         }

@@ -58,6 +58,23 @@ pub fn lease_key(name: &str) -> String {
     format!("_state/leases/{name}.json")
 }
 
+/// Everything that is not exported data starts here.
+pub const STATE_ROOT: &str = "_state/";
+
+/// What a bucket's first use found out about its conditional writes.
+pub const CONDITIONAL_WRITES_KEY: &str = "_state/store/conditional-writes.json";
+
+pub fn probe_key(id: &str) -> String {
+    format!("_state/store/probe-{id}")
+}
+
+/// Multipart uploads in progress, so a later run can abort what a crash left behind.
+pub const UPLOADS_PREFIX: &str = "_state/uploads/";
+
+pub fn upload_key(id: &str) -> String {
+    format!("{UPLOADS_PREFIX}{id}.json")
+}
+
 pub const EXPORTS_PREFIX: &str = "_state/exports/";
 
 pub fn pointer_key(job: &str) -> String {

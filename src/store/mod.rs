@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod local;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,12 @@ pub trait ObjectStore: Send + Sync {
     /// it can prove each other alive with file locks (see `lease`).
     fn local_root(&self) -> Option<&Path> {
         None
+    }
+
+    /// The store cannot refuse a second writer (a server that ignores conditional writes):
+    /// the process must be the only one writing, and the run proves it with a host-local lock.
+    fn single_writer(&self) -> bool {
+        false
     }
 }
 
