@@ -189,11 +189,23 @@ impl S3 for Gate {
 }
 
 pub struct TestS3 {
+    /// The s3s-fs root; for another server, only a scratch folder.
     pub root: tempfile::TempDir,
     pub addr: SocketAddr,
+    pub bucket: String,
     pub switches: Arc<Switches>,
     runtime: tokio::runtime::Runtime,
     stop: std::sync::Mutex<CancellationToken>,
+    /// Another implementation, reached at this endpoint (moto in `.ci/run`).
+    external: Option<String>,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 impl TestS3 {
@@ -201,11 +213,7 @@ impl TestS3 {
     pub fn start() -> TestS3 {
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(root.path().join(BUCKET)).expect("bucket folder");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = runtime();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind loopback");
@@ -213,12 +221,44 @@ impl TestS3 {
         let server = TestS3 {
             root,
             addr,
+            bucket: BUCKET.to_string(),
             switches: Arc::new(Switches::default()),
             runtime,
             stop: std::sync::Mutex::new(CancellationToken::new()),
+            external: None,
         };
         server.serve(listener);
         server
+    }
+
+    /// Another S3 implementation already running at `endpoint`, with a new bucket of its own.
+    pub fn external(endpoint: &str) -> TestS3 {
+        let addr = url::Url::parse(endpoint)
+            .ok()
+            .and_then(|u| u.socket_addrs(|| None).ok())
+            .and_then(|a| a.first().copied())
+            .expect("endpoint like http://127.0.0.1:5000");
+        let server = TestS3 {
+            root: tempfile::tempdir().expect("temp dir"),
+            addr,
+            bucket: format!(
+                "scopetrail-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+            switches: Arc::new(Switches::default()),
+            runtime: runtime(),
+            stop: std::sync::Mutex::new(CancellationToken::new()),
+            external: Some(endpoint.trim_end_matches('/').to_string()),
+        };
+        let client = server.client();
+        server
+            .block_on(client.create_bucket().bucket(&server.bucket).send())
+            .expect("create the test bucket");
+        server
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.external.is_some()
     }
 
     fn serve(&self, listener: tokio::net::TcpListener) {
@@ -280,16 +320,62 @@ impl TestS3 {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.external {
+            Some(e) => e.clone(),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// Where the objects under `prefix` are on disk (s3s-fs keeps a key as a path).
     pub fn folder(&self, prefix: &str) -> PathBuf {
+        assert!(self.external.is_none(), "no folder behind another server");
         self.root.path().join(BUCKET).join(prefix)
+    }
+
+    /// The objects under `prefix` as files: s3s-fs's own folder, or a download of them from
+    /// another server (so the tests read both the same way).
+    pub fn snapshot(&self, prefix: &str) -> Snapshot {
+        if self.external.is_none() {
+            return Snapshot::Folder(self.folder(prefix));
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let client = self.client();
+        self.block_on(async {
+            let mut pages = client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(format!("{prefix}/"))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for object in page.expect("list").contents() {
+                    let key = object.key().expect("key");
+                    let got = client
+                        .get_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .expect("get");
+                    let bytes = got.body.collect().await.expect("body").to_vec();
+                    let path = dir.path().join(&key[prefix.len() + 1..]);
+                    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                    std::fs::write(path, bytes).expect("write");
+                }
+            }
+        });
+        Snapshot::Copy(dir)
     }
 
     /// Multipart uploads that were started and neither completed nor aborted.
     pub fn open_uploads(&self) -> usize {
+        if self.external.is_some() {
+            let client = self.client();
+            let listed = self
+                .block_on(client.list_multipart_uploads().bucket(&self.bucket).send())
+                .expect("list uploads");
+            return listed.uploads().len();
+        }
         std::fs::read_dir(self.root.path())
             .expect("root")
             .flatten()
@@ -337,10 +423,26 @@ impl TestS3 {
     }
 }
 
+pub enum Snapshot {
+    Folder(PathBuf),
+    Copy(tempfile::TempDir),
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        match self {
+            Snapshot::Folder(p) => p,
+            Snapshot::Copy(d) => d.path(),
+        }
+    }
+}
+
 /// The `[store]` table for this server.
 pub fn store_table(server: &TestS3, prefix: &str, extra: &str) -> String {
     format!(
-        "[store]\nkind = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nmax_attempts = 3\n{extra}\n",
+        "[store]\nkind = \"s3\"\nbucket = \"{}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nmax_attempts = 3\n{extra}\n",
+        server.bucket,
         server.endpoint()
     )
 }
