@@ -158,7 +158,7 @@ fn layout_and_rerun(s: &S3Setup) {
         assert_eq!(metadata.get("sha256"), Some(&sha), "{key}: {metadata:?}");
         assert_eq!(head.content_type(), Some("application/gzip"));
     }
-    assert_each_row_once(&s, 120);
+    assert_each_row_once(s, 120);
     assert!(s.out().join("v1/_exports/weekly").is_dir(), "no manifest");
     assert!(
         s.out().join("v1/_windows/weekly").is_dir(),
