@@ -274,3 +274,87 @@ fn run_refuses_an_invalid_configuration() {
     );
     assert!(!s.out().exists(), "nothing was written");
 }
+
+#[test]
+fn s3_store_problems_are_placed_and_credentials_refused() {
+    let store = r#"[store]
+kind = "s3"
+bucket = "siem/evidence"
+endpoint = "ftp://minio:9000"
+kms_key_id = "arn:aws:kms:eu-west-1:1:key/x"
+storage_class = "DEEP_ARCHIVE"
+part_size_mib = 4444444
+"#;
+    let text = BASE_CONFIG.replace("[store]\nkind = \"local\"\npath = \"out\"\n", store);
+    let s = Setup::new(&text, &[("weekly", WEEKLY_JOB)]);
+    let r = validate(&s.config());
+    r.assert_code(78);
+    let file = s.config().display().to_string();
+    expect_at(
+        &r.stdout,
+        &file,
+        &text,
+        "\"siem/evidence\"",
+        "`bucket` must be a bucket name",
+    );
+    expect_at(
+        &r.stdout,
+        &file,
+        &text,
+        "\"ftp://",
+        "`endpoint` must be an http(s) URL",
+    );
+    expect_at(
+        &r.stdout,
+        &file,
+        &text,
+        "\"arn:aws:kms",
+        "`kms_key_id` needs `sse = \"aws:kms\"`",
+    );
+    expect_at(
+        &r.stdout,
+        &file,
+        &text,
+        "\"DEEP_ARCHIVE\"",
+        "not one a SIEM can read",
+    );
+    expect_at(
+        &r.stdout,
+        &file,
+        &text,
+        "4444444",
+        "`part_size_mib` must be between 5 and 5120",
+    );
+
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let store = format!(
+        "[store]\nkind = \"s3\"\nbucket = \"evidence\"\nsecret_access_key = \"{secret}\"\n"
+    );
+    let text = BASE_CONFIG.replace("[store]\nkind = \"local\"\npath = \"out\"\n", &store);
+    let s = Setup::new(&text, &[("weekly", WEEKLY_JOB)]);
+    let r = validate(&s.config());
+    r.assert_code(78);
+    expect_at(
+        &r.stdout,
+        &s.config().display().to_string(),
+        &text,
+        "secret_access_key",
+        "credentials do not go in the configuration file",
+    );
+    assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret));
+}
+
+#[test]
+fn an_s3_store_over_plain_http_to_another_host_is_a_warning() {
+    let store =
+        "[store]\nkind = \"s3\"\nbucket = \"evidence\"\nendpoint = \"http://minio.lan:9000\"\n";
+    let text = BASE_CONFIG.replace("[store]\nkind = \"local\"\npath = \"out\"\n", store);
+    let s = Setup::new(&text, &[("weekly", WEEKLY_JOB)]);
+    let r = validate(&s.config());
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("warning:") && r.stdout.contains("plain http"),
+        "{}",
+        r.stdout
+    );
+}

@@ -67,7 +67,7 @@ impl S3Spec {
 pub const FALLBACK_REGION: &str = "us-east-1";
 
 const MIB: u64 = 1024 * 1024;
-const DEFAULT_PART_MIB: u64 = 64;
+const DEFAULT_PART_MIB: u64 = 16;
 const DEFAULT_ATTEMPTS: u32 = 6;
 
 /// Storage classes a SIEM can read back at once; archive classes need a restore first.

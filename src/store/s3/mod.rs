@@ -178,7 +178,10 @@ impl S3Store {
             return upload::multipart(self, key, path, size, metadata).await;
         }
         let sent = again(|| async {
-            let body = ByteStream::from_path(path)
+            let body = ByteStream::read_from()
+                .path(path)
+                .buffer_size(upload::READ_BUFFER)
+                .build()
                 .await
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
             let req = self.put_request(key, metadata).body(body);

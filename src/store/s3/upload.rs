@@ -21,6 +21,10 @@ use crate::store::{Metadata, ObjectStore};
 /// Parts in flight at once: enough to keep a link busy, few enough to stay small.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// Bodies are read from the file in chunks of this size (the SDK's default, 4 KiB, makes
+/// many small writes and checksum frames).
+pub(super) const READ_BUFFER: usize = 256 * 1024;
+
 #[derive(Serialize, Deserialize)]
 struct Note {
     /// The full key (prefix included).
@@ -114,6 +118,7 @@ async fn upload_parts(
                 let sent = again(|| async {
                     let body = ByteStream::read_from()
                         .path(path)
+                        .buffer_size(READ_BUFFER)
                         .offset(offset)
                         .length(Length::Exact(length))
                         .build()
