@@ -47,19 +47,19 @@ struct Reader {
     input: BufReader<MultiGzDecoder<File>>,
     buf: String,
     line: u64,
-    /// `{"<dataset>":`: the start of the only records wanted, when not all are.
-    only: Option<String>,
+    /// `{"<dataset>":` of each dataset wanted, when not all are: the start of their records.
+    only: Option<Vec<String>>,
 }
 
 impl Reader {
-    fn open(path: &Path, only: Option<Dataset>) -> Result<Reader> {
+    fn open(path: &Path, only: Option<&[Dataset]>) -> Result<Reader> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut reader = Reader {
             path: path.to_path_buf(),
             input: BufReader::with_capacity(32 * 1024, MultiGzDecoder::new(file)),
             buf: String::new(),
             line: 0,
-            only: only.map(|d| format!("{{\"{}\":", d.name())),
+            only: only.map(|ds| ds.iter().map(|d| format!("{{\"{}\":", d.name())).collect()),
         };
         // The first line is the segment header.
         reader.read_line()?;
@@ -80,7 +80,7 @@ impl Reader {
             // Records are written externally tagged, so the tag is the first key: records of
             // other datasets are passed over without being decoded.
             if let Some(only) = &self.only
-                && !self.buf.starts_with(only.as_str())
+                && !only.iter().any(|o| self.buf.starts_with(o.as_str()))
             {
                 continue;
             }
@@ -134,8 +134,9 @@ impl Merge {
         Merge::open_only(paths, None, scratch)
     }
 
-    /// Like `open`, for the records of one dataset only.
-    pub fn open_only(paths: &[PathBuf], only: Option<Dataset>, scratch: &Path) -> Result<Merge> {
+    /// Like `open`, for the records of some datasets only: the others are passed over without
+    /// being decoded.
+    pub fn open_only(paths: &[PathBuf], only: Option<&[Dataset]>, scratch: &Path) -> Result<Merge> {
         let mut rounds = Vec::new();
         let mut inputs: Vec<PathBuf> = paths.to_vec();
         while inputs.len() > MAX_FAN_IN {
@@ -156,7 +157,7 @@ impl Merge {
 
     fn open_direct(
         paths: &[PathBuf],
-        only: Option<Dataset>,
+        only: Option<&[Dataset]>,
         rounds: Vec<tempfile::TempPath>,
     ) -> Result<Merge> {
         let mut readers = Vec::with_capacity(paths.len());
@@ -219,13 +220,27 @@ impl Merge {
     fn write_to(mut self, path: &Path) -> Result<()> {
         let mut gz = crate::gz::writer(File::create(path)?, Compression::fast());
         gz.write_all(b"{}\n")?;
+        let mut line = Vec::new();
         while let Some(record) = self.next_record()? {
-            serde_json::to_writer(&mut gz, &record)?;
-            gz.write_all(b"\n")?;
+            write_record(&mut gz, &mut line, &record)?;
         }
         crate::gz::finish(gz)?.flush()?;
         Ok(())
     }
+}
+
+/// A record and its newline, encoded in `line` first: serde_json's many small writes cost
+/// less into a `Vec` than through a buffered gzip writer.
+pub(super) fn write_record(
+    out: &mut impl Write,
+    line: &mut Vec<u8>,
+    record: &Record,
+) -> Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, record)?;
+    line.push(b'\n');
+    out.write_all(line)?;
+    Ok(())
 }
 
 #[cfg(test)]

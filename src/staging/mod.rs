@@ -487,9 +487,9 @@ fn encode_segment(
     let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
     serde_json::to_writer(&mut gz, &header)?;
     gz.write_all(b"\n")?;
+    let mut line = Vec::new();
     for r in records.iter() {
-        serde_json::to_writer(&mut gz, r)?;
-        gz.write_all(b"\n")?;
+        merge::write_record(&mut gz, &mut line, r)?;
     }
     Ok(crate::gz::finish(gz)?)
 }
