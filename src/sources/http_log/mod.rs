@@ -449,6 +449,8 @@ struct Pass<'a> {
     /// `Reader::attribution`), and the key being looked up, reused from line to line.
     attributions: FxHashMap<Box<[u8]>, Attribution>,
     attribution_key: Vec<u8>,
+    /// `WWW-Authenticate` values as logged -> what they say: a log repeats a few of them.
+    challenges: FxHashMap<Box<str>, Option<challenge::Challenge>>,
     times: Times,
     classes: Classes,
     operation: String,
@@ -501,6 +503,7 @@ impl Reader {
             credentials: FxHashMap::default(),
             attributions: FxHashMap::default(),
             attribution_key: Vec::new(),
+            challenges: FxHashMap::default(),
             times: Times::new(self.time_format.clone()),
             classes: Classes::default(),
             operation: String::new(),
@@ -756,8 +759,13 @@ impl Reader {
             } else {
                 &f
             };
+            let challenge = match f.str(Field::WwwAuthenticate) {
+                Some(header) if matches!(status, 401 | 403) => challenge_of(header, pass),
+                _ => None,
+            };
             let record = self.event(
                 f,
+                challenge,
                 status,
                 time,
                 host.map(|h| lowercase(h).into_owned()),
@@ -777,6 +785,7 @@ impl Reader {
     fn event(
         &self,
         f: &Slots<'_>,
+        challenge: Option<challenge::Challenge>,
         status: i64,
         time: i64,
         host: Option<String>,
@@ -830,7 +839,6 @@ impl Reader {
             }
             .into();
         }
-        let challenge = f.str(Field::WwwAuthenticate).and_then(challenge::parse);
         Denial {
             head,
             http_status: Some(status),
@@ -1025,6 +1033,21 @@ fn retry_after_seconds(time_ms: i64) -> impl Fn(&json::Scalar<'_>) -> Option<i64
         })
     }
 }
+
+/// A `WWW-Authenticate` value parsed, remembered per distinct value (up to a bound).
+fn challenge_of(header: &str, pass: &mut Pass<'_>) -> Option<challenge::Challenge> {
+    if let Some(known) = pass.challenges.get(header) {
+        return known.clone();
+    }
+    let parsed = challenge::parse(header);
+    if pass.challenges.len() < MAX_CHALLENGES && header.len() <= MAX_ATTRIBUTION_KEY {
+        pass.challenges.insert(header.into(), parsed.clone());
+    }
+    parsed
+}
+
+/// Distinct `WWW-Authenticate` values remembered per collection.
+const MAX_CHALLENGES: usize = 1024;
 
 /// Hosts are counted and matched in lower case.
 fn lowercase(host: &str) -> Cow<'_, str> {
