@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::model::{Cell, Dataset, Kind, Record, rfc3339_ms};
+use crate::model::{Cell, Dataset, Kind, Record, push_rfc3339_ms};
 
 /// Longest free-text cell, in bytes. Longer values are cut at a character boundary and end
 /// with [`TRUNCATION_MARK`]: a 100 KB vendor error message would otherwise be one 100 KB line,
@@ -81,18 +81,41 @@ impl<W: Write> CsvEncoder<W> {
 pub fn render_cell(kind: Kind, cell: Cell<'_>, out: &mut String) {
     match (kind, cell) {
         (_, Cell::Null) => {}
-        (Kind::DateTime, Cell::Int(ms)) => out.push_str(&rfc3339_ms(ms)),
-        (_, Cell::Int(n)) => {
-            let _ = write!(out, "{n}");
-        }
+        (Kind::DateTime, Cell::Int(ms)) => push_rfc3339_ms(ms, out),
+        (_, Cell::Int(n)) => push_int(n, out),
         (_, Cell::Bool(b)) => out.push_str(if b { "true" } else { "false" }),
-        (_, Cell::Uuid(u)) => {
-            let _ = write!(out, "{u}");
-        }
+        (_, Cell::Uuid(u)) => out.push_str(
+            u.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        ),
         (Kind::Text | Kind::List, Cell::Str(s)) => neutralize(s, out),
         (_, Cell::Str(s)) => encode_id(s, out),
         (_, Cell::List(items)) => encode_list(items, out),
     }
+}
+
+/// `n` in decimal, as `Display` writes it.
+fn push_int(n: i64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+}
+
+/// Only printable ASCII: nothing to replace or encode, copied as it is.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| (b' '..=b'~').contains(&b))
 }
 
 fn is_line_breaking(c: char) -> bool {
@@ -116,6 +139,9 @@ fn neutralize(value: &str, out: &mut String) {
     // begin with can need the cut.
     let limit = if value.len() + usize::from(formula) > MAX_TEXT_BYTES {
         MAX_TEXT_BYTES - TRUNCATION_MARK.len()
+    } else if plain(value) {
+        out.push_str(value);
+        return;
     } else {
         usize::MAX
     };
@@ -130,6 +156,10 @@ fn neutralize(value: &str, out: &mut String) {
 }
 
 fn encode_id(value: &str, out: &mut String) {
+    if plain(value) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         if is_line_breaking(c) {
             percent_encode_char(c, out);
@@ -191,6 +221,42 @@ mod tests {
         let mut out = String::new();
         render_cell(Kind::Text, Cell::Str(s), &mut out);
         out
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_ones() {
+        for n in [
+            0,
+            7,
+            -7,
+            10,
+            99,
+            -100,
+            1_772_668_920_123,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = String::new();
+            push_int(n, &mut out);
+            assert_eq!(out, n.to_string());
+        }
+        let u = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        let mut out = String::new();
+        render_cell(Kind::Uuid, Cell::Uuid(&u), &mut out);
+        assert_eq!(out, u.to_string());
+        for s in ["plain text", "tab\there", "é", "~ !", "\u{7f}", "-x", ""] {
+            let mut slow = String::new();
+            for c in s.chars() {
+                if is_line_breaking(c) {
+                    percent_encode_char(c, &mut slow);
+                } else {
+                    slow.push(c);
+                }
+            }
+            let mut out = String::new();
+            render_cell(Kind::Id, Cell::Str(s), &mut out);
+            assert_eq!(out, slow, "{s:?}");
+        }
     }
 
     #[test]

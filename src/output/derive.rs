@@ -99,7 +99,7 @@ pub async fn bursts(
     let scratch = scratch.to_path_buf();
     let detection = settings.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<Vec<Burst>> {
-        let mut merge = Merge::open_only(&paths, Some(Dataset::RateLimitEvents), &scratch)?;
+        let mut merge = Merge::open_only(&paths, Some(&[Dataset::RateLimitEvents]), &scratch)?;
         let mut detector = Detector::new(detection);
         while let Some(record) = merge.next_record()? {
             if let Record::RateLimitEvents(e) = &record

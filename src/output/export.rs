@@ -655,7 +655,9 @@ fn finish_object(
 
 /// One ordered pass over the planned segments; one object open at a time.
 fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encoded>> {
-    let mut merge = Merge::open(segments, scratch)?.with_rows(plan.derived.clone());
+    // Records of datasets the job does not export (internal ones) are not decoded.
+    let mut merge =
+        Merge::open_only(segments, Some(&plan.datasets), scratch)?.with_rows(plan.derived.clone());
     let mut out = Vec::new();
     let mut current: Option<(Partition, ObjectWriter, tempfile::TempPath)> = None;
     while let Some(record) = merge.next_record()? {

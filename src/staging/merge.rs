@@ -4,14 +4,15 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use flate2::Compression;
-use flate2::read::MultiGzDecoder;
+use flate2::read::{GzDecoder, MultiGzDecoder};
 use uuid::Uuid;
 
+use super::Member;
 use crate::model::{Dataset, Record};
 
 /// The order of records in segments and exports: partitions come out contiguous, rows within
@@ -44,32 +45,59 @@ const MAX_FAN_IN: usize = 64;
 
 struct Reader {
     path: PathBuf,
-    input: BufReader<MultiGzDecoder<File>>,
+    input: Box<dyn BufRead + Send>,
+    /// The members still to read, when only some are: where each starts, and its length.
+    members: std::vec::IntoIter<(u64, u64)>,
     buf: String,
     line: u64,
-    /// `{"<dataset>":`: the start of the only records wanted, when not all are.
-    only: Option<String>,
+    /// `{"<dataset>":` of each dataset wanted, when not all are: the start of their records.
+    only: Option<Vec<String>>,
 }
 
 impl Reader {
-    fn open(path: &Path, only: Option<Dataset>) -> Result<Reader> {
+    fn open(path: &Path, only: Option<&[Dataset]>) -> Result<Reader> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len();
         let mut reader = Reader {
             path: path.to_path_buf(),
-            input: BufReader::with_capacity(32 * 1024, MultiGzDecoder::new(file)),
+            input: Box::new(BufReader::with_capacity(
+                32 * 1024,
+                MultiGzDecoder::new(file),
+            )),
+            members: Vec::new().into_iter(),
             buf: String::new(),
             line: 0,
-            only: only.map(|d| format!("{{\"{}\":", d.name())),
+            only: only.map(|ds| ds.iter().map(|d| format!("{{\"{}\":", d.name())).collect()),
         };
         // The first line is the segment header.
         reader.read_line()?;
+        if let Some(only) = only
+            && let Some(members) = wanted_members(&reader.buf, only, len)
+        {
+            reader.input = Box::new(std::io::empty());
+            reader.members = members.into_iter();
+        }
         Ok(reader)
     }
 
     fn read_line(&mut self) -> Result<bool> {
         self.buf.clear();
         self.line += 1;
-        Ok(self.input.read_line(&mut self.buf)? > 0)
+        loop {
+            if self.input.read_line(&mut self.buf)? > 0 {
+                return Ok(true);
+            }
+            let Some((offset, length)) = self.members.next() else {
+                return Ok(false);
+            };
+            let mut file = File::open(&self.path)
+                .with_context(|| format!("opening {}", self.path.display()))?;
+            file.seek(SeekFrom::Start(offset))?;
+            self.input = Box::new(BufReader::with_capacity(
+                32 * 1024,
+                GzDecoder::new(file.take(length)),
+            ));
+        }
     }
 
     fn next(&mut self) -> Result<Option<Record>> {
@@ -80,7 +108,7 @@ impl Reader {
             // Records are written externally tagged, so the tag is the first key: records of
             // other datasets are passed over without being decoded.
             if let Some(only) = &self.only
-                && !self.buf.starts_with(only.as_str())
+                && !only.iter().any(|o| self.buf.starts_with(o.as_str()))
             {
                 continue;
             }
@@ -134,8 +162,9 @@ impl Merge {
         Merge::open_only(paths, None, scratch)
     }
 
-    /// Like `open`, for the records of one dataset only.
-    pub fn open_only(paths: &[PathBuf], only: Option<Dataset>, scratch: &Path) -> Result<Merge> {
+    /// Like `open`, for the records of some datasets only: the others are passed over without
+    /// being decoded.
+    pub fn open_only(paths: &[PathBuf], only: Option<&[Dataset]>, scratch: &Path) -> Result<Merge> {
         let mut rounds = Vec::new();
         let mut inputs: Vec<PathBuf> = paths.to_vec();
         while inputs.len() > MAX_FAN_IN {
@@ -156,7 +185,7 @@ impl Merge {
 
     fn open_direct(
         paths: &[PathBuf],
-        only: Option<Dataset>,
+        only: Option<&[Dataset]>,
         rounds: Vec<tempfile::TempPath>,
     ) -> Result<Merge> {
         let mut readers = Vec::with_capacity(paths.len());
@@ -219,13 +248,55 @@ impl Merge {
     fn write_to(mut self, path: &Path) -> Result<()> {
         let mut gz = crate::gz::writer(File::create(path)?, Compression::fast());
         gz.write_all(b"{}\n")?;
+        let mut line = Vec::new();
         while let Some(record) = self.next_record()? {
-            serde_json::to_writer(&mut gz, &record)?;
-            gz.write_all(b"\n")?;
+            write_record(&mut gz, &mut line, &record)?;
         }
         crate::gz::finish(gz)?.flush()?;
         Ok(())
     }
+}
+
+/// Where the members of the datasets in `only` are in a segment of `len` bytes, from its
+/// header line; `None` if the header does not list members (then the segment is read whole).
+fn wanted_members(header: &str, only: &[Dataset], len: u64) -> Option<Vec<(u64, u64)>> {
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        #[serde(default)]
+        members: Option<Vec<Member>>,
+    }
+    let members = serde_json::from_str::<Listed>(header).ok()?.members?;
+    // The members end the file: the first starts where their lengths, summed, begin.
+    let body: u64 = members.iter().map(|m| m.length).sum();
+    let start = len.checked_sub(body)?;
+    let mut at = 0;
+    for m in &members {
+        if m.offset != at {
+            return None;
+        }
+        at += m.length;
+    }
+    Some(
+        members
+            .iter()
+            .filter(|m| only.contains(&m.dataset))
+            .map(|m| (start + m.offset, m.length))
+            .collect(),
+    )
+}
+
+/// A record and its newline, encoded in `line` first: serde_json's many small writes cost
+/// less into a `Vec` than through a buffered gzip writer.
+pub(super) fn write_record(
+    out: &mut impl Write,
+    line: &mut Vec<u8>,
+    record: &Record,
+) -> Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, record)?;
+    line.push(b'\n');
+    out.write_all(line)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,13 @@
 //! committed segment, dedup set) with a conditional replace. Segments above the checkpoint's
 //! number were written by a collection that died before committing; the next session deletes
 //! them, so a record is staged once even when a crash forces a re-read.
+//!
+//! A segment is gzip: the header line, then the records as JSON lines in merge order. The
+//! header is one gzip member and the records of each dataset another, listed in the header by
+//! where they are: a reader that wants some datasets only (burst detection wants rate-limit
+//! events, exports skip internal datasets) decompresses only theirs. Read whole, the members are
+//! one stream of lines, as in segments written before there were members (which are read
+//! whole).
 
 mod merge;
 
@@ -66,6 +73,19 @@ pub struct SegmentHeader {
     pub malformed: u64,
     #[serde(default)]
     pub malformed_examples: Vec<String>,
+    /// The gzip member of each dataset's records, in order after the header's; absent in
+    /// segments written before members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Member>>,
+}
+
+/// Where a dataset's records are in a segment: `offset` counts from the end of the header's
+/// member (the first record member is at 0), `length` is the member's compressed size.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Member {
+    pub dataset: Dataset,
+    pub offset: u64,
+    pub length: u64,
 }
 
 /// Rows of one (dataset, vendor, tenant, day): one exported object per export.
@@ -474,6 +494,24 @@ fn encode_segment(
             }),
         }
     }
+    // The records first, one member per dataset (they are sorted by dataset first), so the
+    // header can say where each member is.
+    let mut body = Vec::new();
+    let mut members = Vec::new();
+    let mut line = Vec::new();
+    for group in records.chunk_by(|a, b| a.dataset() == b.dataset()) {
+        let offset = body.len() as u64;
+        let mut gz = crate::gz::writer(std::mem::take(&mut body), Compression::fast());
+        for r in group {
+            merge::write_record(&mut gz, &mut line, r)?;
+        }
+        body = crate::gz::finish(gz)?;
+        members.push(Member {
+            dataset: group[0].dataset(),
+            offset,
+            length: body.len() as u64 - offset,
+        });
+    }
     let header = SegmentHeader {
         format: 1,
         source: source.to_string(),
@@ -483,15 +521,14 @@ fn encode_segment(
         partitions,
         malformed,
         malformed_examples,
+        members: Some(members),
     };
     let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
     serde_json::to_writer(&mut gz, &header)?;
     gz.write_all(b"\n")?;
-    for r in records.iter() {
-        serde_json::to_writer(&mut gz, r)?;
-        gz.write_all(b"\n")?;
-    }
-    Ok(crate::gz::finish(gz)?)
+    let mut out = crate::gz::finish(gz)?;
+    out.extend_from_slice(&body);
+    Ok(out)
 }
 
 fn read_header(path: &Path) -> Result<SegmentHeader> {
@@ -561,6 +598,100 @@ mod tests {
         );
         assert_eq!(out[0].head().tenant, "a");
         assert_eq!(out.last().map(|r| r.head().tenant.as_str()), Some("b"));
+        Ok(())
+    }
+
+    fn rate_limit_event(tenant: &str, time: i64, id: &str) -> Record {
+        crate::model::RateLimitEvent {
+            head: Header {
+                time,
+                event_uid: crate::model::uid::uid_of(&["rl", tenant, id]),
+                vendor: "v".into(),
+                tenant: tenant.into(),
+                ..Default::default()
+            },
+            http_status: Some(429),
+            ..Default::default()
+        }
+        .into()
+    }
+
+    /// The segment as it was written before members: one gzip stream, no `members`.
+    fn encode_whole(records: &[Record]) -> Result<Vec<u8>> {
+        let mut sorted: Vec<&Record> = records.iter().collect();
+        sorted.sort_by(|a, b| SortKey::of(a).cmp(&SortKey::of(b)));
+        let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
+        gz.write_all(
+            br#"{"format":1,"source":"src","segment":1,"created_ms":0,"rows":0,"partitions":[]}"#,
+        )?;
+        gz.write_all(b"\n")?;
+        for r in sorted {
+            serde_json::to_writer(&mut gz, r)?;
+            gz.write_all(b"\n")?;
+        }
+        Ok(crate::gz::finish(gz)?)
+    }
+
+    #[test]
+    fn members_are_read_alone_and_whole_segments_still_read() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut records = Vec::new();
+        for i in 0..300 {
+            records.push(denial(
+                if i % 3 == 0 { "a" } else { "b" },
+                i * 7,
+                &format!("d{i}"),
+            ));
+            if i % 4 == 0 {
+                records.push(rate_limit_event("a", i * 5, &format!("r{i}")));
+            }
+        }
+        let new = dir.path().join("new.jsonl.gz");
+        std::fs::write(
+            &new,
+            encode_segment("src", 1, Utc::now(), &records, (0, Vec::new()))?,
+        )?;
+        let old = dir.path().join("old.jsonl.gz");
+        std::fs::write(&old, encode_whole(&records)?)?;
+        let header = read_header(&new)?;
+        let members = header.members.clone().unwrap_or_default();
+        assert_eq!(
+            members.iter().map(|m| m.dataset).collect::<Vec<_>>(),
+            vec![Dataset::Denials, Dataset::RateLimitEvents]
+        );
+        // Read whole (as by a binary from before members), a segment is the same lines.
+        let mut whole = String::new();
+        std::io::Read::read_to_string(
+            &mut MultiGzDecoder::new(std::fs::File::open(&new)?),
+            &mut whole,
+        )?;
+        assert_eq!(whole.lines().count(), records.len() + 1);
+        let all = |paths: &[std::path::PathBuf], only: Option<&[Dataset]>| -> Result<Vec<Uuid>> {
+            let mut merge = Merge::open_only(paths, only, dir.path())?;
+            let mut out = Vec::new();
+            while let Some(r) = merge.next_record()? {
+                out.push(r.head().event_uid);
+            }
+            Ok(out)
+        };
+        for only in [
+            None,
+            Some(&[Dataset::RateLimitEvents][..]),
+            Some(&[Dataset::Denials][..]),
+            Some(&[Dataset::Denials, Dataset::RateLimitEvents][..]),
+            Some(&[Dataset::RequestCounts][..]),
+        ] {
+            let from_new = all(std::slice::from_ref(&new), only)?;
+            let from_old = all(std::slice::from_ref(&old), only)?;
+            assert_eq!(from_new, from_old, "{only:?}");
+            let expected = records
+                .iter()
+                .filter(|r| only.is_none_or(|o| o.contains(&r.dataset())))
+                .count();
+            assert_eq!(from_new.len(), expected, "{only:?}");
+            let both = all(&[new.clone(), old.clone()], only)?;
+            assert_eq!(both, from_new, "the same records twice come out once");
+        }
         Ok(())
     }
 

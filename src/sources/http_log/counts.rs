@@ -49,6 +49,11 @@ pub struct Counts {
     counts: FxHashMap<CountKey, u64>,
     /// Per service, the operations counted under their own name.
     admitted: FxHashMap<u32, FxHashSet<u32>>,
+    /// (service, operation text) -> id of the admitted operations: one lookup per line rather
+    /// than interning the text and then asking the service's set. Bounded like `admitted`.
+    known: FxHashMap<Box<[u8]>, u32>,
+    /// The key being looked up in `known`, reused from line to line.
+    key: Vec<u8>,
     cap: usize,
 }
 
@@ -59,6 +64,8 @@ impl Counts {
             strings: Interner::default(),
             counts: FxHashMap::default(),
             admitted: FxHashMap::default(),
+            known: FxHashMap::default(),
+            key: Vec::new(),
             cap,
         };
         for (service, ops) in admitted {
@@ -71,12 +78,18 @@ impl Counts {
 
     /// The operation id to count under: its own, or `{other}` once the service has `cap`.
     pub fn operation(&mut self, service: u32, operation: &str) -> u32 {
+        self.key.clear();
+        self.key.extend_from_slice(&service.to_le_bytes());
+        self.key.extend_from_slice(operation.as_bytes());
+        if let Some(&op) = self.known.get(self.key.as_slice()) {
+            return op;
+        }
         let op = self.strings.id(operation);
         let admitted = self.admitted.entry(service).or_default();
-        if admitted.contains(&op) {
-            op
-        } else if admitted.len() < self.cap {
+        // Admitted stays admitted: the set only grows.
+        if admitted.contains(&op) || admitted.len() < self.cap {
             admitted.insert(op);
+            self.known.insert(self.key.as_slice().into(), op);
             op
         } else {
             self.strings.id(OTHER_OPERATION)
@@ -123,29 +136,41 @@ impl Counts {
     }
 }
 
-/// The interned ids of the status classes, looked up once each rather than hashed per line.
+/// The interned ids of the status classes, by their place in `CLASSES`: interned once each
+/// rather than hashed per line.
 #[derive(Default)]
-pub struct Classes(rustc_hash::FxHashMap<&'static str, u32>);
+pub struct Classes([Option<u32>; CLASSES.len()]);
 
 impl Classes {
-    pub fn id(&mut self, class: &'static str, strings: &mut Interner) -> u32 {
-        *self.0.entry(class).or_insert_with(|| strings.id(class))
+    /// The id of `status`'s class.
+    pub fn id(&mut self, status: i64, strings: &mut Interner) -> u32 {
+        let class = class_index(status);
+        *self.0[class].get_or_insert_with(|| strings.id(CLASSES[class]))
+    }
+}
+
+const CLASSES: [&str; 9] = [
+    "401", "403", "429", "1xx", "2xx", "3xx", "4xx", "5xx", "other",
+];
+
+fn class_index(status: i64) -> usize {
+    match status {
+        401 => 0,
+        403 => 1,
+        429 => 2,
+        100..=199 => 3,
+        200..=299 => 4,
+        300..=399 => 5,
+        400..=499 => 6,
+        500..=599 => 7,
+        _ => 8,
     }
 }
 
 /// `2xx`, `401`, `403`, `429`, `4xx`, `5xx` (and `1xx`, `3xx`).
+#[cfg(test)]
 pub fn status_class(status: i64) -> &'static str {
-    match status {
-        401 => "401",
-        403 => "403",
-        429 => "429",
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
-    }
+    CLASSES[class_index(status)]
 }
 
 #[cfg(test)]
@@ -162,6 +187,12 @@ mod tests {
         let third = c.operation(svc, "/c");
         assert_eq!(c.strings.name(third), OTHER_OPERATION);
         assert_ne!(a, b);
+        let again_third = c.operation(svc, "/c");
+        assert_eq!(c.strings.name(again_third), OTHER_OPERATION, "still other");
+        assert_eq!(c.operation(svc, "/b"), b, "remembered");
+        let elsewhere = c.strings.id("b.example.com");
+        let op = c.operation(elsewhere, "/c");
+        assert_eq!(c.strings.name(op), "/c", "the cap is per service");
         // The cap survives through the cursor.
         let mut again = Counts::new(2, &c.admitted());
         let svc2 = again.strings.id("api.example.com");
@@ -177,5 +208,12 @@ mod tests {
         assert_eq!(status_class(403), "403");
         assert_eq!(status_class(404), "4xx");
         assert_eq!(status_class(503), "5xx");
+        assert_eq!(status_class(99), "other");
+        let (mut classes, mut strings) = (Classes::default(), Interner::default());
+        let id = classes.id(429, &mut strings);
+        assert_eq!(strings.name(id), "429");
+        assert_eq!(classes.id(429, &mut strings), id, "interned once");
+        let other = classes.id(700, &mut strings);
+        assert_eq!(strings.name(other), "other");
     }
 }

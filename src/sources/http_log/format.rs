@@ -230,6 +230,8 @@ pub struct Times {
     /// A strftime format (`%d/%b/%Y:%H:%M:%S %z`); `None`: RFC 3339 or epoch numbers.
     format: Option<String>,
     last: Last,
+    /// The last RFC 3339 hour (`2026-03-05T09`) and its time: compared as bytes in place.
+    hour: Option<([u8; 13], i64)>,
 }
 
 /// The last text parsed and its time.
@@ -257,6 +259,7 @@ impl Times {
         Times {
             format,
             last: Last::default(),
+            hour: None,
         }
     }
 
@@ -266,51 +269,54 @@ impl Times {
             Scalar::Int(n) => Some(epoch(*n as f64)),
             Scalar::Float(f) => Some(epoch(*f)),
             Scalar::Str(s) => {
-                let s = s.trim();
-                match &self.format {
-                    Some(format) => self.last.get(s, |t| parse_with(t, format)),
-                    None if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
-                        s.parse::<f64>().ok().map(epoch)
-                    }
-                    None => self.rfc3339(s),
+                let s = trim(s);
+                if let Some(format) = &self.format {
+                    return self.last.get(s, |t| parse_with(t, format));
+                }
+                // The common shape first: it has dashes, so it is never taken for a number.
+                if let Some(t) = self.common_rfc3339(s) {
+                    return Some(t);
+                }
+                if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                    s.parse::<f64>().ok().map(epoch)
+                } else {
+                    // Anything else RFC 3339 allows, by chrono.
+                    DateTime::parse_from_rfc3339(s)
+                        .ok()
+                        .map(|t| t.timestamp_millis())
                 }
             }
             _ => None,
         }
     }
 
-    /// RFC 3339: the common shape read digit by digit, anything else it allows by chrono.
-    fn rfc3339(&mut self, s: &str) -> Option<i64> {
-        self.common_rfc3339(s).or_else(|| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|t| t.timestamp_millis())
-        })
-    }
-
     /// `2026-03-05T09:02:50.779Z` or with `+hh:mm`: the hour is remembered (a log's lines
     /// mostly share it), minutes, seconds, fraction and zone are read every time.
     fn common_rfc3339(&mut self, s: &str) -> Option<i64> {
-        let b = s.as_bytes();
-        let shaped = b.len() >= 20
-            && b[4] == b'-'
-            && b[7] == b'-'
-            && matches!(b[10], b'T' | b't' | b' ')
-            && b[13] == b':'
-            && b[16] == b':';
+        let (head, rest) = s.as_bytes().split_first_chunk::<19>()?;
+        let shaped = !rest.is_empty()
+            && head[4] == b'-'
+            && head[7] == b'-'
+            && matches!(head[10], b'T' | b't' | b' ')
+            && head[13] == b':'
+            && head[16] == b':';
         if !shaped {
             return None;
         }
-        let rest = &b[19..];
-        let digits = match rest.split_first() {
-            Some((b'.', r)) => r.iter().take_while(|c| c.is_ascii_digit()).count(),
-            _ => 0,
+        let (fraction_ms, zone) = match rest.split_first() {
+            Some((b'.', r)) => {
+                let digits = r.iter().take_while(|c| c.is_ascii_digit()).count();
+                if digits == 0 {
+                    (0, rest)
+                } else {
+                    let ms = (0..3).fold(0, |n, i| {
+                        n * 10 + r[..digits].get(i).map_or(0, |d| i64::from(d - b'0'))
+                    });
+                    (ms, &r[digits..])
+                }
+            }
+            _ => (0, rest),
         };
-        let fraction = if digits > 0 { &rest[1..=digits] } else { &[] };
-        let fraction_ms = (0..3).fold(0, |n, i| {
-            n * 10 + fraction.get(i).map_or(0, |d| i64::from(d - b'0'))
-        });
-        let zone = &rest[if digits > 0 { digits + 1 } else { 0 }..];
         let offset_ms = match zone {
             [b'Z' | b'z'] => 0,
             [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
@@ -323,20 +329,43 @@ impl Times {
             }
             _ => return None,
         };
-        let (minute, second) = (two_digits(b[14], b[15])?, two_digits(b[17], b[18])?);
+        let (minute, second) = (
+            two_digits(head[14], head[15])?,
+            two_digits(head[17], head[18])?,
+        );
         if minute > 59 || second > 59 {
             return None;
         }
-        let hour = self.last.get(&s[..13], |h| {
-            let num = |r: std::ops::Range<usize>| h.get(r)?.parse::<u32>().ok();
-            let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-            Some(
-                date.and_hms_opt(num(11..13)?, 0, 0)?
+        let hour = match self.hour {
+            Some((text, ms)) if head[..13] == text => ms,
+            _ => {
+                // `head[13]` is a `:`: a char boundary.
+                let h = s.get(..13)?;
+                let num = |r: std::ops::Range<usize>| h.get(r)?.parse::<u32>().ok();
+                let date =
+                    chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+                let ms = date
+                    .and_hms_opt(num(11..13)?, 0, 0)?
                     .and_utc()
-                    .timestamp_millis(),
-            )
-        })?;
+                    .timestamp_millis();
+                let mut text = [0; 13];
+                text.copy_from_slice(&head[..13]);
+                self.hour = Some((text, ms));
+                ms
+            }
+        };
         Some(hour + minute * 60_000 + second * 1000 + fraction_ms - offset_ms)
+    }
+}
+
+/// `str::trim`, without a look at the characters when the ends are visible ASCII (Unicode
+/// whitespace is never that).
+fn trim(s: &str) -> &str {
+    let visible = |c: Option<&u8>| c.is_some_and(|c| (b'!'..=b'~').contains(c));
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
     }
 }
 
@@ -381,6 +410,19 @@ mod tests {
         assert_eq!(t.parse(&Scalar::Int(ms)), Some(ms));
         assert_eq!(t.parse(&s("1772701320.5")), Some(ms + 500));
         assert_eq!(t.parse(&s("yesterday")), None);
+        assert_eq!(t.parse(&s(" 2026-03-05T09:02:00Z\t")), Some(ms), "trimmed");
+        assert_eq!(
+            t.parse(&s("2026-03-05T09:02:00Z\u{a0}")),
+            Some(ms),
+            "Unicode spaces too"
+        );
+        assert_eq!(t.parse(&s("2026-03-05T10:02:00Z")), Some(ms + 3_600_000));
+        assert_eq!(
+            t.parse(&s("2026-03-05T09:02:00Z")),
+            Some(ms),
+            "another hour again"
+        );
+        assert_eq!(t.parse(&s("")), None);
         let mut clf = Times::new(Some(COMBINED_TIME.into()));
         assert_eq!(clf.parse(&s("05/Mar/2026:10:02:00 +0100")), Some(ms));
         assert_eq!(

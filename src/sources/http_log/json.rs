@@ -48,7 +48,31 @@ impl Scalar<'_> {
 #[derive(Debug, Default)]
 pub struct Paths {
     slot: Option<usize>,
-    children: Vec<(String, Paths)>,
+    children: Vec<Child>,
+}
+
+#[derive(Debug)]
+struct Child {
+    key: String,
+    /// `head(key)`: most keys are told apart by two word comparisons, without a `memcmp` call.
+    head: Head,
+    node: Paths,
+}
+
+/// A key's first 16 bytes as two little-endian words, zero past the key's end.
+pub type Head = [u64; 2];
+
+/// `Head` of a key given whole.
+pub fn head(key: &[u8]) -> Head {
+    let mut buf = [0u8; 16];
+    for (d, s) in buf.iter_mut().zip(key) {
+        *d = *s;
+    }
+    let (lo, hi) = buf.split_at(8);
+    [
+        u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+        u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+    ]
 }
 
 impl Paths {
@@ -64,14 +88,18 @@ impl Paths {
     pub fn add(&mut self, path: &str, slot: usize) {
         let mut node = self;
         for part in path.split('.') {
-            let i = match node.children.iter().position(|(k, _)| k == part) {
+            let i = match node.children.iter().position(|c| c.key == part) {
                 Some(i) => i,
                 None => {
-                    node.children.push((part.to_string(), Paths::default()));
+                    node.children.push(Child {
+                        key: part.to_string(),
+                        head: head(part.as_bytes()),
+                        node: Paths::default(),
+                    });
                     node.children.len() - 1
                 }
             };
-            node = &mut node.children[i].1;
+            node = &mut node.children[i].node;
         }
         node.slot = Some(slot);
     }
@@ -84,21 +112,68 @@ impl Paths {
 
     /// Like `child`, on a key's raw bytes: a key that matches is the configured UTF-8.
     pub fn child_bytes(&self, key: &[u8]) -> Option<&Paths> {
-        let mut dotted = None;
-        for (k, n) in &self.children {
-            let k = k.as_bytes();
-            if k.len() <= key.len() && k.first() == key.first() && key.starts_with(k) {
-                match key.get(k.len()) {
-                    None => return Some(n),
-                    Some(b'.') => dotted = Some((k.len(), n)),
-                    Some(_) => {}
-                }
+        self.find(key, head(key))
+    }
+
+    /// Like `child_bytes`, with the key's `Head` already at hand (the scanner reads it from
+    /// the line).
+    #[inline]
+    pub fn find(&self, key: &[u8], head: Head) -> Option<&Paths> {
+        for c in &self.children {
+            if c.head == head
+                && c.key.len() == key.len()
+                && (key.len() <= 16 || c.key.as_bytes().get(16..) == key.get(16..))
+            {
+                return Some(&c.node);
             }
         }
-        // `"http.status"`: the rest of the key walks on from the child it starts with.
-        let (len, n) = dotted?;
-        n.child_bytes(&key[len + 1..])
+        // Most keys that match nothing are short and have no dot: told here, without a call.
+        if key.len() <= 16 && dots(head) == 0 {
+            return None;
+        }
+        self.dotted(key, head)
     }
+
+    /// Configured keys have no dots (`add` splits on them), so a key with a dot matches none
+    /// of them whole: `"http.status"` walks on from the child named before its first dot.
+    #[inline(never)]
+    fn dotted(&self, key: &[u8], head: Head) -> Option<&Paths> {
+        let dot = first_dot(key, head)?;
+        let (first, rest) = (key.get(..dot)?, key.get(dot + 1..)?);
+        if first.is_empty() {
+            return None;
+        }
+        self.children
+            .iter()
+            .find(|c| c.key.as_bytes() == first)?
+            .node
+            .child_bytes(rest)
+    }
+}
+
+/// Where the first `.` of a key is.
+fn first_dot(key: &[u8], head: Head) -> Option<usize> {
+    if key.len() > 16 {
+        return memchr::memchr(b'.', key);
+    }
+    // Zero padding is never a dot; the lowest flagged byte is the first dot.
+    match dots(head) {
+        0 => None,
+        m => Some((m.trailing_zeros() / 8) as usize),
+    }
+}
+
+/// The high bit of the bytes of a head that are dots, both words in one mask (the first in the
+/// low half). Only the lowest bit set is exact (a borrow can flag a byte above a true match).
+#[inline(always)]
+fn dots(head: Head) -> u128 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has = |word: u64| {
+        let x = word ^ (ONES * u64::from(b'.'));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    u128::from(has(head[0])) | (u128::from(has(head[1])) << 64)
 }
 
 #[cfg(test)]
@@ -119,5 +194,41 @@ mod tests {
         );
         assert!(trie.child("resp").is_some_and(|n| !n.is_leaf()));
         assert!(trie.child("other").is_none());
+    }
+
+    #[test]
+    fn keys_of_every_length_around_the_head() {
+        let names: Vec<String> = (0..=34).map(|n| "k".repeat(n)).collect();
+        let mut trie = Paths::default();
+        for (i, n) in names.iter().enumerate() {
+            trie.add(&format!("{n}.x"), i);
+        }
+        for (i, n) in names.iter().enumerate() {
+            // A key matches only itself, not a longer or shorter one that shares its head.
+            let found = trie
+                .child(n)
+                .and_then(|c| c.child("x"))
+                .and_then(Paths::slot);
+            assert_eq!(found, Some(i), "{n:?}");
+            if i > 0 {
+                let dotted = format!("{n}.x");
+                assert_eq!(trie.child(&dotted).and_then(Paths::slot), found, "{dotted}");
+            }
+            assert!(trie.child(&format!("{n}y")).is_none());
+            assert!(
+                trie.child(&format!("{n}\0")).is_none(),
+                "a NUL is not padding"
+            );
+        }
+        // The empty name is only reached by the empty key, never by a leading dot.
+        assert!(trie.child(".x").is_none());
+        // A dot past the head.
+        let mut deep = Paths::default();
+        deep.add("a_long_name_of_twenty.b", 0);
+        assert_eq!(
+            deep.child("a_long_name_of_twenty.b").and_then(Paths::slot),
+            Some(0)
+        );
+        assert!(deep.child("a_long_name_of_twentyy.b").is_none());
     }
 }

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use self::counts::{Classes, CountKey, Counts, status_class};
+use self::counts::{Classes, CountKey, Counts};
 use self::files::{FileState, MAX_LINE_BYTES};
 use self::format::{COMBINED_TIME, Field, LineFormat, Slots, Times, field_named};
 use self::routes::Template;
@@ -445,6 +445,12 @@ struct Pass<'a> {
     /// (host) -> mapping index, and (mapping, client, hint, host) -> credential index.
     host_mappings: FxHashMap<String, usize>,
     credentials: FxHashMap<ClaimKey, Option<usize>>,
+    /// A line's (host, method, client, hint) as logged -> what it is counted as (see
+    /// `Reader::attribution`), and the key being looked up, reused from line to line.
+    attributions: FxHashMap<Box<[u8]>, Attribution>,
+    attribution_key: Vec<u8>,
+    /// `WWW-Authenticate` values as logged -> what they say: a log repeats a few of them.
+    challenges: FxHashMap<Box<str>, Option<challenge::Challenge>>,
     times: Times,
     classes: Classes,
     operation: String,
@@ -454,6 +460,22 @@ struct Pass<'a> {
     cancel: &'a CancellationToken,
     tx: &'a Tx,
 }
+
+/// What a line's host, method, client and hint are counted and attributed as.
+#[derive(Clone, Copy)]
+struct Attribution {
+    mapping: usize,
+    service: u32,
+    method: u32,
+    actor: Option<u32>,
+    credential: Option<usize>,
+}
+
+/// Distinct (host, method, client, hint) remembered per collection; past that many (a log
+/// whose clients are all different), lines are attributed without being remembered.
+const MAX_ATTRIBUTIONS: usize = 1 << 16;
+/// Longer keys (odd logs with huge client ids) are not remembered: the cache stays a few MB.
+const MAX_ATTRIBUTION_KEY: usize = 256;
 
 /// Where a line is: its file's identity and its offset, for ids and reports.
 struct At<'a> {
@@ -479,6 +501,9 @@ impl Reader {
             counts_from: None,
             host_mappings: FxHashMap::default(),
             credentials: FxHashMap::default(),
+            attributions: FxHashMap::default(),
+            attribution_key: Vec::new(),
+            challenges: FxHashMap::default(),
             times: Times::new(self.time_format.clone()),
             classes: Classes::default(),
             operation: String::new(),
@@ -699,45 +724,30 @@ impl Reader {
             Some(url) => split_url(url),
             None => (None, None),
         };
-        let host: Option<Cow<'_, str>> = f.str(Field::Host).or(url_host).map(|h| {
-            if h.bytes().any(|b| b.is_ascii_uppercase()) {
-                Cow::Owned(h.to_ascii_lowercase())
-            } else {
-                Cow::Borrowed(h)
-            }
-        });
+        let host = f.str(Field::Host).or(url_host);
         let path = f.str(Field::Path).or(url_path).unwrap_or("/");
-        let mapping = self.mapping(host.as_deref(), pass);
-        routes::operation(&self.mappings[mapping].routes, path, &mut pass.operation);
-        let method = f.str(Field::Method).unwrap_or("-");
-        let client = f.str(Field::ClientId);
-
-        let strings = &mut pass.counts.strings;
-        let service = strings.id(host.as_deref().unwrap_or("-"));
-        let actor = client.map(|c| strings.id(c));
-        let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            strings.id(&method.to_ascii_uppercase())
-        } else {
-            strings.id(method)
-        };
-        let hint = f.str(Field::CredentialHint).map(|h| strings.id(h));
-        let credential = self.credential(
-            mapping,
-            (client, actor),
-            hint,
-            (host.as_deref(), service),
+        let who = self.attribution(
+            host,
+            f.str(Field::Method).unwrap_or("-"),
+            f.str(Field::ClientId),
+            f.str(Field::CredentialHint),
             pass,
+        );
+        routes::operation(
+            &self.mappings[who.mapping].routes,
+            path,
+            &mut pass.operation,
         );
         let counts = &mut pass.counts;
         let key = CountKey {
             hour_ms: time - time.rem_euclid(3_600_000),
-            mapping: mapping as u32,
-            service,
-            operation: counts.operation(service, &pass.operation),
-            method,
-            class: pass.classes.id(status_class(status), &mut counts.strings),
-            actor,
-            credential: credential.map(|c| c as u32),
+            mapping: who.mapping as u32,
+            service: who.service,
+            operation: counts.operation(who.service, &pass.operation),
+            method: who.method,
+            class: pass.classes.id(status, &mut counts.strings),
+            actor: who.actor,
+            credential: who.credential.map(|c| c as u32),
         };
         counts.add(key);
 
@@ -749,14 +759,19 @@ impl Reader {
             } else {
                 &f
             };
+            let challenge = match f.str(Field::WwwAuthenticate) {
+                Some(header) if matches!(status, 401 | 403) => challenge_of(header, pass),
+                _ => None,
+            };
             let record = self.event(
                 f,
+                challenge,
                 status,
                 time,
-                host.map(Cow::into_owned),
+                host.map(|h| lowercase(h).into_owned()),
                 path,
-                mapping,
-                credential,
+                who.mapping,
+                who.credential,
                 at,
                 &pass.operation,
             );
@@ -770,6 +785,7 @@ impl Reader {
     fn event(
         &self,
         f: &Slots<'_>,
+        challenge: Option<challenge::Challenge>,
         status: i64,
         time: i64,
         host: Option<String>,
@@ -823,7 +839,6 @@ impl Reader {
             }
             .into();
         }
-        let challenge = f.str(Field::WwwAuthenticate).and_then(challenge::parse);
         Denial {
             head,
             http_status: Some(status),
@@ -845,6 +860,78 @@ impl Reader {
             request_id: f.text(Field::RequestId),
         }
         .into()
+    }
+
+    /// What a line's host, method, client and hint are counted and attributed as, remembered
+    /// per distinct four as logged: they repeat from line to line, and one lookup replaces
+    /// the interning of each, the case changes, the host rule and the credential lookups.
+    fn attribution(
+        &self,
+        host: Option<&str>,
+        method: &str,
+        client: Option<&str>,
+        hint: Option<&str>,
+        pass: &mut Pass<'_>,
+    ) -> Attribution {
+        let mut key = std::mem::take(&mut pass.attribution_key);
+        key.clear();
+        for part in [host, Some(method), client, hint] {
+            // 0xfe and 0xff are never in UTF-8: a missing part and the end of each are told
+            // apart from any text.
+            match part {
+                Some(text) => key.extend_from_slice(text.as_bytes()),
+                None => key.push(0xfe),
+            }
+            key.push(0xff);
+        }
+        let who = match pass.attributions.get(key.as_slice()) {
+            Some(who) => *who,
+            None => {
+                let who = self.attribute(host, method, client, hint, pass);
+                if pass.attributions.len() < MAX_ATTRIBUTIONS && key.len() <= MAX_ATTRIBUTION_KEY {
+                    pass.attributions.insert(key.as_slice().into(), who);
+                }
+                who
+            }
+        };
+        pass.attribution_key = key;
+        who
+    }
+
+    /// `attribution`, worked out.
+    fn attribute(
+        &self,
+        host: Option<&str>,
+        method: &str,
+        client: Option<&str>,
+        hint: Option<&str>,
+        pass: &mut Pass<'_>,
+    ) -> Attribution {
+        let host = host.map(lowercase);
+        let mapping = self.mapping(host.as_deref(), pass);
+        let strings = &mut pass.counts.strings;
+        let service = strings.id(host.as_deref().unwrap_or("-"));
+        let actor = client.map(|c| strings.id(c));
+        let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            strings.id(&method.to_ascii_uppercase())
+        } else {
+            strings.id(method)
+        };
+        let hint = hint.map(|h| strings.id(h));
+        let credential = self.credential(
+            mapping,
+            (client, actor),
+            hint,
+            (host.as_deref(), service),
+            pass,
+        );
+        Attribution {
+            mapping,
+            service,
+            method,
+            actor,
+            credential,
+        }
     }
 
     /// The host rule a host falls under (or the default), remembered per host.
@@ -944,6 +1031,30 @@ fn retry_after_seconds(time_ms: i64) -> impl Fn(&json::Scalar<'_>) -> Option<i64
             let at = DateTime::<Utc>::from(date).timestamp_millis();
             Some(((at - time_ms) / 1000).max(0))
         })
+    }
+}
+
+/// A `WWW-Authenticate` value parsed, remembered per distinct value (up to a bound).
+fn challenge_of(header: &str, pass: &mut Pass<'_>) -> Option<challenge::Challenge> {
+    if let Some(known) = pass.challenges.get(header) {
+        return known.clone();
+    }
+    let parsed = challenge::parse(header);
+    if pass.challenges.len() < MAX_CHALLENGES && header.len() <= MAX_ATTRIBUTION_KEY {
+        pass.challenges.insert(header.into(), parsed.clone());
+    }
+    parsed
+}
+
+/// Distinct `WWW-Authenticate` values remembered per collection.
+const MAX_CHALLENGES: usize = 1024;
+
+/// Hosts are counted and matched in lower case.
+fn lowercase(host: &str) -> Cow<'_, str> {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
     }
 }
 

@@ -1,13 +1,17 @@
 //! One pass over a JSON line's bytes for the mapped fields, without a tree and without
-//! decoding what nobody asked for: keys are compared as bytes, skipped strings are jumped with
-//! `memchr`, kept strings are borrowed from the line, and only strings with escapes are handed
-//! to serde_json to decode. It checks the structure (braces, colons, commas, quotes, literals);
-//! it does not check what it skips for invalid escapes, UTF-8 or the finer points of number
-//! syntax, as a log line's skipped fields do not matter.
+//! decoding what nobody asked for: strings are jumped eight bytes at a time, keys are compared
+//! as words read from the line, kept strings are borrowed from the line, and only strings with
+//! escapes are handed to serde_json to decode. It checks the structure (braces, colons,
+//! commas, quotes, literals); it does not check what it skips for invalid escapes, UTF-8, the
+//! finer points of number syntax or the pairing of brackets inside skipped objects and arrays
+//! (`[1}` is skipped like `[1]`), as a log line's skipped fields do not matter.
+//!
+//! Positions are passed and returned rather than kept in the scanner, so that they stay in
+//! registers.
 
 use std::borrow::Cow;
 
-use super::json::{Paths, Scalar};
+use super::json::{Head, Paths, Scalar, head};
 
 #[derive(Debug, PartialEq)]
 pub enum ScanError {
@@ -31,235 +35,384 @@ pub fn extract<'a>(
     line: &'a [u8],
     out: &mut [Option<Scalar<'a>>],
 ) -> Result<(), ScanError> {
-    let mut s = Scanner { b: line, i: 0 };
-    s.ws();
-    s.object(paths, out)?;
-    s.ws();
-    if s.i != s.b.len() {
-        return Err(ScanError::Syntax("the end of the line", s.i));
+    let mut s = Scanner {
+        b: line,
+        text: None,
+    };
+    let (c, i) = token(line, 0);
+    if c != b'{' {
+        return Err(ScanError::Syntax("{", i));
+    }
+    let i = s.object(i, paths, out)?;
+    let (_, i) = token(line, i);
+    if i != line.len() {
+        return Err(ScanError::Syntax("the end of the line", i));
     }
     Ok(())
 }
 
 struct Scanner<'a> {
     b: &'a [u8],
-    i: usize,
+    /// The whole line as text, once a kept string asked for it (`Some(None)`: it is not all
+    /// UTF-8). One check of the line costs less than one per kept string, and a slice of it
+    /// between two quotes is text without a second look.
+    text: Option<Option<&'a str>>,
 }
 
 impl<'a> Scanner<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
-            self.i += 1;
-        }
-    }
-
-    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), ScanError> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(ScanError::Syntax(what, self.i))
-        }
-    }
-
-    fn object(&mut self, node: &Paths, out: &mut [Option<Scalar<'a>>]) -> Result<(), ScanError> {
-        self.expect(b'{', "{")?;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Ok(());
+    /// The object at `i` (its `{`); where it ends.
+    fn object(
+        &mut self,
+        i: usize,
+        node: &Paths,
+        out: &mut [Option<Scalar<'a>>],
+    ) -> Result<usize, ScanError> {
+        let b = self.b;
+        let (mut c, mut i) = token(b, i + 1);
+        if c == b'}' {
+            return Ok(i + 1);
         }
         loop {
-            self.ws();
-            let (key, escaped) = self.string()?;
-            let child = if escaped {
-                node.child(&decode(key)?)
+            if c != b'"' {
+                return Err(ScanError::Syntax("\"", i));
+            }
+            let key = string(b, i)?;
+            let raw = b.get(key.start..key.end).unwrap_or_default();
+            let child = if key.escaped {
+                node.child(&decode(raw)?)
             } else {
-                node.child_bytes(key)
+                node.find(raw, key.head)
             };
-            self.ws();
-            self.expect(b':', ":")?;
-            self.ws();
-            match child {
+            let (colon, j) = token(b, key.end + 1);
+            if colon != b':' {
+                return Err(ScanError::Syntax(":", j));
+            }
+            let (v, j) = token(b, j + 1);
+            i = match child {
                 Some(n) if n.is_leaf() => {
-                    let value = self.scalar()?;
+                    let (value, j) = if v == b'"' {
+                        let s = string(b, j)?;
+                        (self.string_value(&s)?, s.end + 1)
+                    } else {
+                        self.scalar(j, v)?
+                    };
                     if let Some(slot) = n.slot() {
                         out[slot] = Some(value);
                     }
+                    j
                 }
-                Some(n) if self.peek() == Some(b'{') => self.object(n, out)?,
-                _ => self.skip()?,
-            }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(ScanError::Syntax(", or }", self.i)),
+                _ if v == b'"' => string(b, j)?.end + 1,
+                Some(n) if v == b'{' => self.object(j, n, out)?,
+                _ => self.skip(j, v)?,
+            };
+            let (next, j) = token(b, i);
+            match next {
+                b',' => (c, i) = token(b, j + 1),
+                b'}' => return Ok(j + 1),
+                _ => return Err(ScanError::Syntax(", or }", j)),
             }
         }
     }
 
-    /// A string's raw bytes (without quotes), and whether it has escapes.
-    fn string(&mut self) -> Result<(&'a [u8], bool), ScanError> {
-        self.expect(b'"', "\"")?;
-        let start = self.i;
-        let mut escaped = false;
-        loop {
-            match quote_or_backslash(&self.b[self.i..]) {
-                Some(n) if self.b[self.i + n] == b'"' => {
-                    let end = self.i + n;
-                    self.i = end + 1;
-                    return Ok((&self.b[start..end], escaped));
-                }
-                Some(n) => {
-                    escaped = true;
-                    self.i += n + 2;
-                    if self.i > self.b.len() {
-                        return Err(ScanError::Syntax("the end of a string", self.b.len()));
-                    }
-                }
-                None => return Err(ScanError::Syntax("the end of a string", self.b.len())),
+    /// A kept string's value: borrowed from the line unless it has escapes.
+    #[inline(always)]
+    fn string_value(&mut self, s: &Str) -> Result<Scalar<'a>, ScanError> {
+        let raw = self.b.get(s.start..s.end).unwrap_or_default();
+        if s.escaped {
+            return decode(raw).map(Scalar::Str);
+        }
+        let line = match self.text {
+            Some(line) => line,
+            None => *self.text.insert(std::str::from_utf8(self.b).ok()),
+        };
+        Ok(Scalar::Str(Cow::Borrowed(match line {
+            // Quotes are ASCII, so the string's ends are char boundaries.
+            Some(line) => line.get(s.start..s.end).ok_or(ScanError::Utf8)?,
+            // Only the kept strings need to be text.
+            None => utf8(raw)?,
+        })))
+    }
+
+    /// The value at `i`, whose first byte is `c`; where it ends.
+    #[inline(never)]
+    fn scalar(&mut self, i: usize, c: u8) -> Result<(Scalar<'a>, usize), ScanError> {
+        let b = self.b;
+        match c {
+            b'"' => {
+                let s = string(b, i)?;
+                Ok((self.string_value(&s)?, s.end + 1))
             }
+            b'{' | b'[' => Ok((Scalar::Other, nested(b, i)?)),
+            b't' => literal(b, i, b"true", Scalar::Bool(true)),
+            b'f' => literal(b, i, b"false", Scalar::Bool(false)),
+            b'n' => literal(b, i, b"null", Scalar::Str(Cow::Borrowed(""))),
+            _ => number_value(b, i),
         }
     }
 
-    fn scalar(&mut self) -> Result<Scalar<'a>, ScanError> {
-        match self.peek() {
-            Some(b'"') => {
-                let (raw, escaped) = self.string()?;
-                Ok(Scalar::Str(if escaped {
-                    decode(raw)?
-                } else {
-                    Cow::Borrowed(utf8(raw)?)
-                }))
-            }
-            Some(b'{' | b'[') => {
-                self.skip()?;
-                Ok(Scalar::Other)
-            }
-            Some(b't') => self.literal(b"true", Scalar::Bool(true)),
-            Some(b'f') => self.literal(b"false", Scalar::Bool(false)),
-            Some(b'n') => self.literal(b"null", Scalar::Str(Cow::Borrowed(""))),
-            _ => {
-                let start = self.i;
-                let (digits, simple) = self.number();
-                // Most numbers in logs are short integers: summed here, not parsed as text.
-                if simple && digits > 0 && digits <= 18 {
-                    let text = &self.b[start..self.i];
-                    let (negative, text) = match text.split_first() {
-                        Some((b'-', rest)) => (true, rest),
-                        _ => (false, text),
-                    };
-                    let n = text.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-                    return Ok(Scalar::Int(if negative { -n } else { n }));
-                }
-                let text =
-                    std::str::from_utf8(&self.b[start..self.i]).map_err(|_| ScanError::Utf8)?;
-                if let Ok(n) = text.parse::<i64>() {
-                    Ok(Scalar::Int(n))
-                } else {
-                    text.parse::<f64>()
-                        .map(Scalar::Float)
-                        .map_err(|_| ScanError::Syntax("a value", start))
-                }
-            }
-        }
-    }
-
-    /// Moves past a number's characters: how many digits, and whether it is only an optional
-    /// `-` and digits.
-    fn number(&mut self) -> (usize, bool) {
-        let start = self.i;
-        let mut digits = 0;
-        let mut simple = true;
-        while let Some(c) = self.peek() {
-            match c {
-                b'0'..=b'9' => digits += 1,
-                b'-' if self.i == start => {}
-                b'-' | b'+' | b'.' | b'e' | b'E' => simple = false,
-                _ => break,
-            }
-            self.i += 1;
-        }
-        (digits, simple)
-    }
-
-    fn literal(&mut self, word: &'static [u8], value: Scalar<'a>) -> Result<Scalar<'a>, ScanError> {
-        if self.b[self.i..].starts_with(word) {
-            self.i += word.len();
-            Ok(value)
-        } else {
-            Err(ScanError::Syntax("true, false or null", self.i))
-        }
-    }
-
-    /// Skips one value of any kind.
-    fn skip(&mut self) -> Result<(), ScanError> {
-        match self.peek() {
-            Some(b'"') => self.string().map(|_| ()),
-            Some(b'{' | b'[') => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek() {
-                        Some(b'"') => {
-                            self.string()?;
-                            continue;
-                        }
-                        Some(b'{' | b'[') => depth += 1,
-                        Some(b'}' | b']') => {
-                            depth -= 1;
-                            if depth == 0 {
-                                self.i += 1;
-                                return Ok(());
-                            }
-                        }
-                        Some(_) => {}
-                        None => {
-                            return Err(ScanError::Syntax("the end of an object or array", self.i));
-                        }
-                    }
-                    self.i += 1;
-                }
-            }
-            Some(b'-' | b'0'..=b'9') => match self.number() {
-                (0, _) => Err(ScanError::Syntax("a value", self.i)),
-                _ => Ok(()),
+    /// Skips the value at `i`, whose first byte is `c`; where it ends.
+    #[inline(never)]
+    fn skip(&mut self, i: usize, c: u8) -> Result<usize, ScanError> {
+        let b = self.b;
+        match c {
+            b'"' => Ok(string(b, i)?.end + 1),
+            b'{' | b'[' => nested(b, i),
+            b'-' | b'0'..=b'9' => match number(b, i) {
+                (0, _, end) => Err(ScanError::Syntax("a value", end)),
+                (_, _, end) => Ok(end),
             },
-            Some(_) => self.scalar().map(|_| ()),
-            None => Err(ScanError::Syntax("a value", self.i)),
+            _ => self.scalar(i, c).map(|(_, end)| end),
         }
     }
 }
 
-/// Where the first `"` or `\\` is, eight bytes at a time: strings in logs are mostly short,
-/// where a SIMD search costs more to set up than it saves.
-fn quote_or_backslash(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has = |word: u64, byte: u8| {
+/// The byte at `i` or, past whitespace, after it, and where it is (0 past the end, never
+/// valid where a token is looked for). Lines written by loggers have no whitespace between
+/// tokens: one comparison in the common case.
+#[inline(always)]
+fn token(b: &[u8], i: usize) -> (u8, usize) {
+    let c = b.get(i).copied().unwrap_or(0);
+    if c > b' ' {
+        return (c, i);
+    }
+    token_after_whitespace(b, i)
+}
+
+#[inline(never)]
+fn token_after_whitespace(b: &[u8], mut i: usize) -> (u8, usize) {
+    loop {
+        match b.get(i).copied().unwrap_or(0) {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            c => return (c, i),
+        }
+    }
+}
+
+fn literal<'a>(
+    b: &[u8],
+    i: usize,
+    word: &'static [u8],
+    value: Scalar<'a>,
+) -> Result<(Scalar<'a>, usize), ScanError> {
+    if b.get(i..).unwrap_or_default().starts_with(word) {
+        Ok((value, i + word.len()))
+    } else {
+        Err(ScanError::Syntax("true, false or null", i))
+    }
+}
+
+/// The number at `i`, and where it ends.
+fn number_value<'a>(b: &[u8], start: usize) -> Result<(Scalar<'a>, usize), ScanError> {
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    // Most numbers in logs are short integers: summed here, not parsed as text.
+    let negative = at(start) == b'-';
+    let mut i = start + usize::from(negative);
+    let mut n: i64 = 0;
+    loop {
+        let d = at(i).wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n.wrapping_mul(10).wrapping_add(i64::from(d));
+        i += 1;
+    }
+    let digits = i - start - usize::from(negative);
+    if (1..=18).contains(&digits) && !matches!(at(i), b'-' | b'+' | b'.' | b'e' | b'E') {
+        return Ok((Scalar::Int(if negative { -n } else { n }), i));
+    }
+    let (_, _, end) = number(b, start);
+    let text = std::str::from_utf8(&b[start..end]).map_err(|_| ScanError::Utf8)?;
+    let value = if let Ok(n) = text.parse::<i64>() {
+        Scalar::Int(n)
+    } else {
+        text.parse::<f64>()
+            .map(Scalar::Float)
+            .map_err(|_| ScanError::Syntax("a value", start))?
+    };
+    Ok((value, end))
+}
+
+/// Moves past a number's characters from `i`: how many digits, whether it is only an optional
+/// `-` and digits, and where it ends.
+fn number(b: &[u8], start: usize) -> (usize, bool, usize) {
+    let mut i = start;
+    let mut digits = 0;
+    let mut simple = true;
+    while let Some(c) = b.get(i).copied() {
+        match c {
+            b'0'..=b'9' => digits += 1,
+            b'-' if i == start => {}
+            b'-' | b'+' | b'.' | b'e' | b'E' => simple = false,
+            _ => break,
+        }
+        i += 1;
+    }
+    (digits, simple, i)
+}
+
+/// Skips the object or array at `i`, following only its brackets and strings; where it ends.
+#[inline(never)]
+fn nested(b: &[u8], mut i: usize) -> Result<usize, ScanError> {
+    let mut depth = 0usize;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => i = string(b, i)?.end,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Err(ScanError::Syntax("the end of an object or array", b.len()))
+}
+
+/// A string found in the line.
+struct Str {
+    /// Where its contents start and end (the closing quote).
+    start: usize,
+    end: usize,
+    escaped: bool,
+    /// Its `Head`, when it has no escapes (keys are looked up by it).
+    head: Head,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of the bytes of `word` that are a `"`, and of those that are a `"` or a `\`.
+/// Only the lowest bit set is exact (a borrow can flag a byte above a true match), which is
+/// all a search for the first needs.
+#[inline(always)]
+fn quotes_and_specials(word: u64) -> (u64, u64) {
+    let has = |byte: u8| {
         let x = word ^ (ONES * u64::from(byte));
         x.wrapping_sub(ONES) & !x & HIGHS
     };
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let word = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
-        let found = has(word, b'"') | has(word, b'\\');
-        if found != 0 {
-            return Some(i + (found.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
+    let quotes = has(b'"');
+    (quotes, quotes | has(b'\\'))
+}
+
+/// The string at `i` (its opening quote), eight bytes at a time: strings in logs are mostly
+/// too short for a SIMD search to pay for its setup. The first two words read are the key's
+/// head as well.
+#[inline(always)]
+fn string(b: &[u8], i: usize) -> Result<Str, ScanError> {
+    let start = i + 1;
+    let rest = b.get(start..).unwrap_or_default();
+    let Some((w0, rest)) = rest.split_first_chunk::<8>() else {
+        return last_string(b, start, rest.len());
+    };
+    let w0 = u64::from_le_bytes(*w0);
+    if let Some(end) = quote_in(b, rest.len() + 8, w0) {
+        return found(b, start, end, |below| [below, 0]);
     }
-    b[i..]
-        .iter()
-        .position(|c| matches!(c, b'"' | b'\\'))
-        .map(|n| i + n)
+    let Some((w1, mut rest)) = rest.split_first_chunk::<8>() else {
+        return last_string(b, start, rest.len());
+    };
+    let w1 = u64::from_le_bytes(*w1);
+    if let Some(end) = quote_in(b, rest.len() + 8, w1) {
+        return found(b, start, end, |below| [w0, below]);
+    }
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        if let Some(end) = quote_in(b, rest.len(), u64::from_le_bytes(*w)) {
+            return found(b, start, end, |_| [w0, w1]);
+        }
+        rest = tail;
+    }
+    last_string(b, start, rest.len())
+}
+
+/// Where the first quote or backslash is in `w`, the word `left` bytes before the end of the
+/// line: the position, and the bytes of `w` below it; `Err` with the position if it is a
+/// backslash.
+#[inline(always)]
+fn quote_in(b: &[u8], left: usize, w: u64) -> Option<Result<(usize, u64), usize>> {
+    let (quotes, specials) = quotes_and_specials(w);
+    if specials == 0 {
+        return None;
+    }
+    let first = specials & specials.wrapping_neg();
+    let at = b.len() - left + (first.trailing_zeros() / 8) as usize;
+    // The first special byte is a quote exactly when `quotes` flags it: a wrong flag in
+    // `quotes` would sit above a true quote, itself a lower special byte.
+    Some(if quotes & first != 0 {
+        // `first` is the quote's high bit.
+        Ok((at, w & ((first >> 7) - 1)))
+    } else {
+        Err(at)
+    })
+}
+
+/// The string that starts at `start`, given what `quote_in` found; `head` makes the head from
+/// the bytes of the last word below the quote.
+#[inline(always)]
+fn found(
+    b: &[u8],
+    start: usize,
+    end: Result<(usize, u64), usize>,
+    head: impl FnOnce(u64) -> Head,
+) -> Result<Str, ScanError> {
+    match end {
+        Ok((end, below)) => Ok(Str {
+            start,
+            end,
+            escaped: false,
+            head: head(below),
+        }),
+        Err(backslash) => escaped_string(b, start, backslash),
+    }
+}
+
+/// `string` on from the last `left` (fewer than eight) bytes of the line.
+#[inline(never)]
+fn last_string(b: &[u8], start: usize, left: usize) -> Result<Str, ScanError> {
+    // The line's last word shifted down (zeros are neither), rather than a copy.
+    let w = match b.last_chunk::<8>() {
+        _ if left == 0 => return Err(unterminated(b)),
+        Some(w) => u64::from_le_bytes(*w) >> (8 * (8 - left)),
+        None => b[b.len() - left..]
+            .iter()
+            .rev()
+            .fold(0, |w, c| (w << 8) | u64::from(*c)),
+    };
+    match quote_in(b, left, w) {
+        None => Err(unterminated(b)),
+        Some(Ok((end, _))) => Ok(Str {
+            start,
+            end,
+            escaped: false,
+            head: head(&b[start..end]),
+        }),
+        Some(Err(backslash)) => escaped_string(b, start, backslash),
+    }
+}
+
+fn unterminated(b: &[u8]) -> ScanError {
+    ScanError::Syntax("the end of a string", b.len())
+}
+
+/// The string that starts at `start`, on from the backslash at `i`.
+#[inline(never)]
+fn escaped_string(b: &[u8], start: usize, mut i: usize) -> Result<Str, ScanError> {
+    loop {
+        i += 2;
+        let rest = b.get(i..).ok_or(unterminated(b))?;
+        let at = i + memchr::memchr2(b'"', b'\\', rest).ok_or(unterminated(b))?;
+        if b[at] == b'"' {
+            return Ok(Str {
+                start,
+                end: at,
+                escaped: true,
+                head: [0; 2],
+            });
+        }
+        i = at;
+    }
 }
 
 fn utf8(raw: &[u8]) -> Result<&str, ScanError> {
@@ -330,6 +483,12 @@ mod tests {
             r#"{"other":{"a":{"b":"not this"}},"a":{"b":"this"}}"#,
             r#"{}"#,
             r#"{"a":"not an object","ts":"x"}"#,
+            // Short lines, strings that end in the line's last eight bytes.
+            r#"{"ts":""}"#,
+            r#"{"ts":"1"}"#,
+            r#"{"t":1}"#,
+            r#"{"a":{"b":"1234567"}}"#,
+            r#"{"s":"x","ts":"\\"}"#,
         ];
         for line in lines {
             let mut out = vec![None; wanted.len()];
@@ -337,6 +496,160 @@ mod tests {
             for (i, path) in wanted.iter().enumerate() {
                 assert_eq!(out[i], oracle(line, path), "{path} in {line}");
             }
+        }
+    }
+
+    /// xorshift: deterministic test data.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Keys of every length around the 8 and 16 bytes of a head, escaped or not.
+    const KEYS: [&str; 14] = [
+        "a",
+        "b",
+        "ts",
+        "é",
+        "seven77",
+        "eight888",
+        "nine99999",
+        "fifteen15151515",
+        "sixteen161616161",
+        "seventeen17171717",
+        "a_long_key_past_two_words",
+        "k\u{1}",
+        "",
+        "skip",
+    ];
+
+    fn random_string(r: &mut Rng, out: &mut String) {
+        out.push('"');
+        for _ in 0..r.below(40) {
+            out.push_str(match r.below(16) {
+                0 => "\\\"",
+                1 => "\\\\",
+                2 => "\\n",
+                3 => "\\u00e9",
+                4 => "é",
+                5 => " ",
+                6 => "#",
+                7 => "!",
+                8 => "[",
+                9 => "]",
+                10 => "{",
+                _ => "x",
+            });
+        }
+        out.push('"');
+    }
+
+    fn random_ws(r: &mut Rng, out: &mut String) {
+        if r.below(5) == 0 {
+            out.push_str([" ", "\t", "\n ", "\r\n"][r.below(4)]);
+        }
+    }
+
+    fn random_value(r: &mut Rng, out: &mut String, depth: usize) {
+        match r.below(if depth > 3 { 5 } else { 8 }) {
+            0 | 1 => random_string(r, out),
+            2 => out.push_str(&(r.below(200_000) as i64 - 1000).to_string()),
+            3 => out.push_str(
+                [
+                    "true",
+                    "false",
+                    "null",
+                    "-7",
+                    "1.5e3",
+                    "12345678901234567890",
+                    "-1.25",
+                    "999999999999999999",
+                    "-9223372036854775808",
+                ][r.below(9)],
+            ),
+            4 => out.push_str(&serde_json::to_string(KEYS[r.below(KEYS.len())]).unwrap()),
+            5 | 6 => random_object(r, out, depth + 1),
+            _ => {
+                out.push('[');
+                for i in 0..r.below(4) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    random_ws(r, out);
+                    random_value(r, out, depth + 1);
+                    random_ws(r, out);
+                }
+                out.push(']');
+            }
+        }
+    }
+
+    /// An object without duplicate keys (where serde_json keeps the last one whole, and the
+    /// scanner what it finds in each).
+    fn random_object(r: &mut Rng, out: &mut String, depth: usize) {
+        out.push('{');
+        random_ws(r, out);
+        let mut keys: Vec<&str> = KEYS.to_vec();
+        for i in 0..r.below(7) {
+            let key = keys.swap_remove(r.below(keys.len()));
+            if i > 0 {
+                out.push(',');
+                random_ws(r, out);
+            }
+            let quoted = serde_json::to_string(key).unwrap();
+            if r.below(6) == 0 {
+                out.push_str(&quoted.replace('e', "\\u0065"));
+            } else {
+                out.push_str(&quoted);
+            }
+            random_ws(r, out);
+            out.push(':');
+            random_ws(r, out);
+            random_value(r, out, depth);
+            random_ws(r, out);
+        }
+        out.push('}');
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_random_lines() {
+        // No path is the start of another (the scanner then only looks inside objects there).
+        let wanted = [
+            "ts",
+            "nine99999",
+            "a.b",
+            "eight888.nine99999",
+            "sixteen161616161",
+            "seventeen17171717.a_long_key_past_two_words",
+            "é",
+            "k\u{1}",
+            ".ts",
+            "b.seven77.fifteen15151515",
+        ];
+        let trie = paths(&wanted);
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let mut line = String::new();
+            random_ws(&mut r, &mut line);
+            random_object(&mut r, &mut line, 0);
+            random_ws(&mut r, &mut line);
+            let mut out = vec![None; wanted.len()];
+            extract(&trie, line.as_bytes(), &mut out).unwrap_or_else(|e| panic!("{line}: {e}"));
+            for (i, path) in wanted.iter().enumerate() {
+                assert_eq!(out[i], oracle(&line, path), "{path} in {line}");
+            }
+            // Cut short or with a byte changed: an answer, never a panic.
+            let bytes = line.as_bytes();
+            let _ = extract(&trie, &bytes[..r.below(bytes.len())], &mut vec![None; 10]);
+            let mut bad = bytes.to_vec();
+            bad[r.below(bytes.len())] = b"{}[]\":,\\ x1-.e\xff\x80"[r.below(16)];
+            let _ = extract(&trie, &bad, &mut vec![None; 10]);
         }
     }
 
@@ -376,8 +689,30 @@ mod tests {
         }
     }
 
+    /// `string` one byte at a time: where the string whose opening quote is at `i` ends,
+    /// whether it has escapes, and its head when it has none.
+    fn string_slowly(b: &[u8], i: usize) -> Option<(usize, bool, Head)> {
+        let (start, mut i) = (i + 1, i + 1);
+        let mut escaped = false;
+        loop {
+            match b.get(i)? {
+                b'"' if escaped => return Some((i, true, [0; 2])),
+                b'"' => return Some((i, false, head(&b[start..i]))),
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+    }
+
+    fn string_quickly(b: &[u8], i: usize) -> Option<(usize, bool, Head)> {
+        string(b, i).ok().map(|s| (s.end, s.escaped, s.head))
+    }
+
     #[test]
-    fn eight_at_a_time_finds_the_first_quote_or_backslash() {
+    fn eight_at_a_time_finds_the_end_of_a_string() {
         for text in [
             "",
             "a",
@@ -386,15 +721,51 @@ mod tests {
             "abc\\",
             "\"",
             "0123456789abcdef\"x",
+            "0123456789abcdefg\"x",
+            "0123456789abcde\"x",
+            "01234567\"",
             "é\"",
             "12345678\\\"",
+            "1234567\\\"\"",
+            "12345678\\\\\"",
+            "\\",
+            "\\\"",
+            "abcdefg\\",
+            "abcdefgh\\\"12345678\"",
+            "\"!#\"",
+            "\"\\#",
         ] {
-            let want = text.bytes().position(|c| c == b'"' || c == b'\\');
-            assert_eq!(quote_or_backslash(text.as_bytes()), want, "{text:?}");
+            for start in 0..text.len() {
+                assert_eq!(
+                    string_quickly(text.as_bytes(), start),
+                    string_slowly(text.as_bytes(), start),
+                    "{text:?} from {start}"
+                );
+            }
         }
         // A byte just above or below the searched ones is not mistaken for them.
         let near: Vec<u8> = (0u8..=255).filter(|b| *b != b'"' && *b != b'\\').collect();
-        assert_eq!(quote_or_backslash(&near), None);
+        for start in 0..near.len() {
+            assert!(string(&near, start).is_err());
+        }
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..50_000 {
+            let len = (x % 45) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b"ab\"\\\x80\x00!]#[\x7f\xdc\xa2"[(x % 13) as usize]
+                })
+                .collect();
+            let start = (x >> 32) as usize % (len.max(1));
+            assert_eq!(
+                string_quickly(&bytes, start),
+                string_slowly(&bytes, start),
+                "{bytes:?} from {start}"
+            );
+        }
     }
 
     #[test]
