@@ -9,6 +9,7 @@ use scopetrail::config::{Config, Diagnostics, StoreSpec};
 use scopetrail::error::{ConfigError, is_temporary};
 use scopetrail::logging::{self, LogFormat};
 use scopetrail::model::{Dataset, schema};
+use scopetrail::output::athena;
 use scopetrail::pipeline::{self, RunOptions, exit};
 use scopetrail::{signals, summary};
 use tokio_util::sync::CancellationToken;
@@ -63,13 +64,25 @@ enum Command {
         after_help = "With --connect it also reaches the store: on S3 it lists the prefix, writes, reads and deletes a probe object under _state/, records whether the server honours conditional writes (If-None-Match, If-Match), and checks that v1/ is writable without writing there. A denial names the missing permission.\n\nExit codes: 0 valid (warnings may be printed), 75 store unreachable (try again later), 78 invalid or a permission is missing."
     )]
     Validate(ValidateArgs),
-    /// Print the Frictionless Table Schema of a dataset (without one: list the datasets).
+    /// Print the Frictionless Table Schema of a dataset (without one: list the datasets), or
+    /// with --athena the Athena DDL for querying the bucket.
+    #[command(
+        after_help = "With --athena it prints, for the dataset named or for every one, an Athena CREATE EXTERNAL TABLE over s3://<bucket>/<prefix>/v1/<dataset>/ (OpenCSVSerDe, every column STRING, the vendor=, tenant= and dt= folders as partitions found by partition projection: no crawler, no MSCK REPAIR), then a CREATE OR REPLACE VIEW <dataset>_typed that gives the columns their types (empty cells are NULL). Paste each statement into the Athena query editor on its own, in a database of your choice. Queries must name the vendor and tenant with `=` (injected projection): SELECT * FROM denials_typed WHERE vendor = 'github' AND tenant = 'acme-prod' AND dt >= '2026-03-01'.\n\nExamples:\n  scopetrail schema --athena denials --location s3://siem-evidence/scopetrail\n  scopetrail schema --athena > athena.sql     (placeholders <bucket> and <prefix> to replace)"
+    )]
     Schema {
         /// A dataset, e.g. `denials`.
         dataset: Option<String>,
         /// Write every dataset's schema as <DIR>/<dataset>.json instead.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "athena")]
         write: Option<PathBuf>,
+        /// Print Athena DDL (table with partition projection, and a typed view) instead of the
+        /// Table Schema; every dataset unless one is named.
+        #[arg(long)]
+        athena: bool,
+        /// The store's bucket and prefix, as in the `[store]` table, for the DDL's locations
+        /// [default: the placeholders s3://<bucket>/<prefix>/].
+        #[arg(long, value_name = "S3_URL", requires = "athena", value_parser = parse_location)]
+        location: Option<athena::Location>,
     },
 }
 
@@ -114,6 +127,10 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{e}; write it like 2026-03-09T01:00:00Z"))
 }
 
+fn parse_location(s: &str) -> Result<athena::Location, String> {
+    athena::Location::parse(s)
+}
+
 fn config_path(arg: &ConfigArg) -> PathBuf {
     if let Some(p) = &arg.config {
         return p.clone();
@@ -133,7 +150,13 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Daemon { config, grace } => daemon(&config, grace),
         Command::Validate(args) => validate(&args),
-        Command::Schema { dataset, write } => print_schema(dataset, write),
+        Command::Schema {
+            dataset,
+            athena: true,
+            location,
+            ..
+        } => print_athena(dataset, &location.unwrap_or_default()),
+        Command::Schema { dataset, write, .. } => print_schema(dataset, write),
     };
     ExitCode::from(code)
 }
@@ -320,29 +343,48 @@ fn print_schema(dataset: Option<String>, write: Option<PathBuf>) -> u8 {
         return exit::OK;
     }
     match dataset {
-        Some(name) => match Dataset::from_name(&name) {
+        Some(name) => match dataset_named(&name) {
             Some(d) => {
                 print!("{}", schema::render(d));
                 exit::OK
             }
-            None => {
-                eprintln!(
-                    "scopetrail: unknown dataset `{name}` (datasets: {})",
-                    Dataset::ALL
-                        .iter()
-                        .map(|d| d.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                exit::CONFIG
-            }
+            None => exit::CONFIG,
         },
         None => {
             for d in Dataset::ALL {
                 println!("{:<18} {}", d.name(), d.ocsf_class());
             }
-            println!("\n`scopetrail schema <dataset>` prints its Frictionless Table Schema.");
+            println!(
+                "\n`scopetrail schema <dataset>` prints its Frictionless Table Schema; `scopetrail schema --athena` the Athena DDL."
+            );
             exit::OK
         }
     }
+}
+
+/// An exported dataset by name; an unknown one is reported with the list.
+fn dataset_named(name: &str) -> Option<Dataset> {
+    let found = Dataset::from_name(name);
+    if found.is_none() {
+        eprintln!(
+            "scopetrail: unknown dataset `{name}` (datasets: {})",
+            Dataset::ALL
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    found
+}
+
+fn print_athena(dataset: Option<String>, location: &athena::Location) -> u8 {
+    match dataset {
+        Some(name) => match dataset_named(&name) {
+            Some(d) => print!("{}", athena::render(d, location)),
+            None => return exit::CONFIG,
+        },
+        None => print!("{}", athena::render_all(location)),
+    }
+    exit::OK
 }
