@@ -24,7 +24,11 @@ async fn main() -> anyhow::Result<()> {
         region: Some("us-east-1".into()),
         endpoint: Some(endpoint.clone()),
         path_style: true,
-        checksum: ChecksumMode::WhenSupported,
+        // CHECKSUM=when_required: no CRC32 on uploads, like awscli before 2.23.
+        checksum: match std::env::var("CHECKSUM").as_deref() {
+            Ok("when_required") => ChecksumMode::WhenRequired,
+            _ => ChecksumMode::WhenSupported,
+        },
         sse: None,
         kms_key_id: None,
         storage_class: None,

@@ -6,7 +6,11 @@
 # interleaved, median of ROUNDS.
 #
 #   bench/s3_upload.sh            # ROUNDS=3 FILES=8 FILE_MB=128
-#   PART_MIB=16 bench/s3_upload.sh
+#   PART_MIB=64 bench/s3_upload.sh
+#   CHECKSUM=when_required bench/s3_upload.sh   # no CRC32 on uploads: what awscli 2.9 sends
+#
+# With the default checksum mode scopetrail sends a CRC32 with every part, which the server
+# verifies; awscli from Debian (2.9) predates default checksums and sends none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}

@@ -19,7 +19,7 @@ use crate::store::keys::{UPLOADS_PREFIX, upload_key};
 use crate::store::{Metadata, ObjectStore};
 
 /// Parts in flight at once: enough to keep a link busy, few enough to stay small.
-const PARTS_IN_FLIGHT: usize = 4;
+const PARTS_IN_FLIGHT: usize = 8;
 
 /// Bodies are read from the file in chunks of this size (the SDK's default, 4 KiB, makes
 /// many small writes and checksum frames).
