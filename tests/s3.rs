@@ -360,6 +360,27 @@ fn a_missing_permission_is_named() {
 }
 
 #[test]
+fn wrong_credentials_are_named_as_such_and_not_echoed() {
+    let s = S3Setup::new("");
+    let wrong = "wrong-secret-Zq81xk";
+    let run = Run::of(
+        s.command(&["run"])
+            .args(["--now", NOW])
+            .env("AWS_SECRET_ACCESS_KEY", wrong)
+            .output()
+            .expect("scopetrail runs"),
+    );
+    run.assert_code(78);
+    assert!(
+        run.stderr.contains("SignatureDoesNotMatch")
+            && run.stderr.contains("check the credentials"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(wrong) && !run.stdout.contains(wrong));
+}
+
+#[test]
 fn an_unreachable_store_is_temporary() {
     let s = S3Setup::new("");
     s.server.stop();

@@ -178,7 +178,13 @@ where
                 | Some("InvalidAccessKeyId")
                 | Some("SignatureDoesNotMatch")
         );
-    if status(&err) == Some(403) || code(&err) == Some("AccessDenied") {
+    let bad_credentials = matches!(
+        code(&err),
+        Some("InvalidAccessKeyId") | Some("SignatureDoesNotMatch")
+    );
+    if bad_credentials {
+        line.push_str("; check the credentials the AWS chain found (`aws sts get-caller-identity` shows whose they are)");
+    } else if status(&err) == Some(403) || code(&err) == Some("AccessDenied") {
         let (action, on_bucket) = op.permission();
         let resource = if on_bucket {
             format!("arn:aws:s3:::{}", target.bucket)
@@ -194,11 +200,6 @@ where
             "; create the bucket {} or fix `bucket`",
             target.bucket
         ));
-    } else if matches!(
-        code(&err),
-        Some("InvalidAccessKeyId") | Some("SignatureDoesNotMatch")
-    ) {
-        line.push_str("; check the credentials the AWS chain found (`aws sts get-caller-identity` shows whose they are)");
     }
     if is_temporary(&err) {
         anyhow::Error::new(Temporary(format!(
