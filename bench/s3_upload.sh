@@ -60,11 +60,13 @@ trap 'kill $server 2>/dev/null || true' EXIT
 sleep 1
 endpoint=http://127.0.0.1:$port
 
-# Prints "seconds max_rss_kb".
+# Prints "seconds max_rss_kb cpu_seconds" (CPU: the client's own, user + system; the server
+# shares this machine, so it also tells what the client costs apart from the server).
 measure() {
-  local t0=$EPOCHREALTIME rss
-  rss=$(/usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1)
-  echo "$(echo "$EPOCHREALTIME - $t0" | bc -l) $rss"
+  local t0=$EPOCHREALTIME out
+  out=$(/usr/bin/time -f "%M %U %S" "$@" 2>&1 >/dev/null | tail -1)
+  set -- $out
+  echo "$(echo "$EPOCHREALTIME - $t0" | bc -l) $1 $(echo "$2 + $3" | bc -l)"
 }
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
@@ -77,11 +79,12 @@ for r in $(seq 1 "$rounds"); do
 done
 rm -rf "${root:?}/bench/"*
 
-printf '%-12s %9s %9s %12s\n' tool seconds MB/s "peak RSS"
+printf '%-12s %9s %9s %12s %12s\n' tool seconds MB/s "peak RSS" "client CPU"
 for tool in scopetrail aws; do
   s=$(cut -d' ' -f1 "$work/times-$tool" | median)
   rss=$(cut -d' ' -f2 "$work/times-$tool" | median)
-  printf '%-12s %9.2f %9.1f %9.1f MB\n' "$tool" "$s" "$(echo "$total / 1000000 / $s" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  cpu=$(cut -d' ' -f3 "$work/times-$tool" | median)
+  printf '%-12s %9.2f %9.1f %9.1f MB %10.2f s\n' "$tool" "$s" "$(echo "$total / 1000000 / $s" | bc -l)" "$(echo "$rss / 1024" | bc -l)" "$cpu"
   echo "$s" >"$work/median-$tool"
 done
 printf 'scopetrail / aws s3 cp throughput: %.2fx (%d MB, %d rounds)\n' \

@@ -120,6 +120,10 @@ fn the_daemon_exports_on_schedule_and_stops_on_sigterm() {
     wait_for("the later rows", Duration::from_secs(30), || {
         exported_ids(&s).len() >= 30
     });
+    // Several runs, to check below that they never overlap (a loaded machine runs fewer a second).
+    wait_for("three run records", Duration::from_secs(30), || {
+        run_records(&s).len() >= 3
+    });
     let exports_after = std::fs::read_dir(s.out().join("v1/_exports/fast"))
         .map(|d| d.count())
         .unwrap_or(0);
