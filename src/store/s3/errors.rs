@@ -192,7 +192,7 @@ where
             format!("arn:aws:s3:::{}/{}*", target.bucket, target.prefix)
         };
         line.push_str(&format!("; the credentials need {action} on {resource}"));
-        if op == Op::Head {
+        if matches!(op, Op::Head | Op::Get) {
             line.push_str(" (and s3:ListBucket, without which S3 answers 403 for a missing key)");
         }
     } else if code(&err) == Some("NoSuchBucket") {
