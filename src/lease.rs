@@ -209,13 +209,7 @@ impl Liveness {
             }
         }
         let path = dir.join(lock_file_name(owner));
-        let held = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        held.try_lock()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let held = lock_exclusive(&path)?.ok_or_else(|| std::io::Error::other("already locked"))?;
         Ok(Liveness {
             dir: dir.to_path_buf(),
             path,
@@ -229,6 +223,20 @@ impl Liveness {
             return false;
         };
         file.try_lock().is_ok()
+    }
+}
+
+/// Creates the file if needed and takes its exclusive lock; `None` if another process holds it.
+fn lock_exclusive(path: &Path) -> std::io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
@@ -250,19 +258,15 @@ impl HostLock {
             hex::encode(&sha2::Sha256::digest(location.as_bytes())[..8])
         };
         let path = dir.join(format!("single-writer-{digest}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let held = lock_exclusive(&path)
             .with_context(|| format!("opening the lock file {}", path.display()))?;
-        if file.try_lock().is_err() {
+        let Some(file) = held else {
             return Err(Temporary(format!(
                 "another scopetrail process on this host is writing to {location} (it holds {}); a store that ignores conditional writes takes one writer at a time",
                 path.display()
             ))
             .into());
-        }
+        };
         Ok(HostLock { path, _held: file })
     }
 

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -39,16 +38,6 @@ fn finish(child: std::process::Child) -> Run {
     Run::of(child.wait_with_output().expect("wait"))
 }
 
-fn assert_each_row_once(s: &Setup, expected: usize) {
-    let ids: Vec<String> = rows(&s.out(), "denials")
-        .into_iter()
-        .map(|(_, r)| r["request_id"].clone())
-        .collect();
-    let unique: BTreeSet<&String> = ids.iter().collect();
-    assert_eq!(unique.len(), ids.len(), "a row exported twice");
-    assert_eq!(ids.len(), expected, "rows lost");
-}
-
 #[test]
 fn the_second_run_skips_a_source_another_is_collecting() {
     let s = Setup::standard();
@@ -70,7 +59,7 @@ fn the_second_run_skips_a_source_another_is_collecting() {
     let a = finish(a);
     a.assert_code(0);
     assert!(a.stdout.contains("(denials 200,"), "{}", a.stdout);
-    assert_each_row_once(&s, 200);
+    assert_each_denial_once(&s.out(), 200);
 }
 
 #[test]
@@ -96,7 +85,7 @@ fn the_second_run_skips_a_job_another_is_exporting() {
         b.stdout
     );
     finish(a).assert_code(0);
-    assert_each_row_once(&s, 200);
+    assert_each_denial_once(&s.out(), 200);
 }
 
 #[test]
@@ -121,5 +110,5 @@ fn runs_started_together_export_everything_once() {
         .filter(|r| r.stdout.contains("export e000001"))
         .count();
     assert_eq!(exported, 1, "exactly one run exported the window");
-    assert_each_row_once(&s, 3000);
+    assert_each_denial_once(&s.out(), 3000);
 }

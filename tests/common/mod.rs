@@ -118,6 +118,17 @@ pub fn rows(out: &Path, dataset: &str) -> Vec<(String, Row)> {
     all
 }
 
+/// Every denial exported under `out` is there exactly once, and all `expected` of them.
+pub fn assert_each_denial_once(out: &Path, expected: usize) {
+    let ids: Vec<String> = rows(out, "denials")
+        .into_iter()
+        .map(|(_, r)| r["request_id"].clone())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a row exported twice");
+    assert_eq!(ids.len(), expected, "rows lost");
+}
+
 /// The `frictionless` validator: `$SCOPETRAIL_FRICTIONLESS`, else on `PATH`. Missing, it
 /// skips the test loudly on a laptop and fails it under `CI=true`.
 pub fn frictionless() -> Option<PathBuf> {

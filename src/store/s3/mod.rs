@@ -60,13 +60,7 @@ impl From<anyhow::Error> for PutFailure {
 impl S3Store {
     /// Connects, and on first use of the bucket probes whether it honours conditional writes.
     pub async fn connect(spec: &S3Spec) -> Result<S3Store> {
-        let client = client(spec).await?;
-        let mut store = S3Store {
-            client,
-            spec: spec.clone(),
-            url: spec.url(),
-            conditional: true,
-        };
+        let mut store = S3Store::unprobed(spec).await?;
         let answer = probe::recorded_or_probe(&store).await?;
         store.conditional = answer.conditional();
         if !store.conditional && !spec.single_writer {
@@ -78,6 +72,16 @@ impl S3Store {
             .into());
         }
         Ok(store)
+    }
+
+    /// A client for the spec, trusting conditional writes until the probe says otherwise.
+    async fn unprobed(spec: &S3Spec) -> Result<S3Store> {
+        Ok(S3Store {
+            client: client(spec).await?,
+            spec: spec.clone(),
+            url: spec.url(),
+            conditional: true,
+        })
     }
 
     pub fn conditional(&self) -> bool {
@@ -220,6 +224,27 @@ impl S3Store {
             Ok(out) => Ok(Some(out)),
             Err(e) if errors::is_not_found(&e) => Ok(None),
             Err(e) => Err(self.fail(Op::Head, key, e)),
+        }
+    }
+
+    /// The object's body as a stream, if it exists.
+    async fn get_raw(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
+        check_key(key)?;
+        let sent = again(|| {
+            self.client
+                .get_object()
+                .bucket(&self.spec.bucket)
+                .key(self.full_key(key))
+                .send()
+        })
+        .await;
+        match sent {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if errors::is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.fail(Op::Get, key, e)),
         }
     }
 
@@ -430,19 +455,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
-        check_key(key)?;
-        let sent = again(|| {
-            self.client
-                .get_object()
-                .bucket(&self.spec.bucket)
-                .key(self.full_key(key))
-                .send()
-        })
-        .await;
-        let out = match sent {
-            Ok(out) => out,
-            Err(e) if errors::is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(self.fail(Op::Get, key, e)),
+        let Some(out) = self.get_raw(key).await? else {
+            return Ok(None);
         };
         let version = Version(out.e_tag().unwrap_or_default().to_string());
         let bytes = out.body.collect().await.map_err(|e| {
@@ -516,19 +530,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn fetch_to_file(&self, key: &str, scratch: &Path) -> Result<Option<LocalCopy>> {
-        check_key(key)?;
-        let sent = again(|| {
-            self.client
-                .get_object()
-                .bucket(&self.spec.bucket)
-                .key(self.full_key(key))
-                .send()
-        })
-        .await;
-        let out = match sent {
-            Ok(out) => out,
-            Err(e) if errors::is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(self.fail(Op::Get, key, e)),
+        let Some(out) = self.get_raw(key).await? else {
+            return Ok(None);
         };
         let path = tempfile::Builder::new()
             .prefix("fetched-")

@@ -110,13 +110,7 @@ pub async fn probe(store: &S3Store) -> Result<Answer> {
 
 /// What `validate --connect` found, line by line; an error names what is missing.
 pub async fn check(spec: &S3Spec) -> Result<Vec<String>> {
-    let client = super::client(spec).await?;
-    let mut store = S3Store {
-        client,
-        spec: spec.clone(),
-        url: spec.url(),
-        conditional: true,
-    };
+    let mut store = S3Store::unprobed(spec).await?;
     let mut lines = vec![format!("store {}", spec.describe())];
 
     let listed = store
