@@ -33,6 +33,24 @@ impl Bindings {
         self.claim_index(claim).and_then(|i| self.get(i))
     }
 
+    /// The credential a source calls its vendor with, by name and environment.
+    pub fn named(&self, name: &str, environment: &str) -> Option<&Credential> {
+        self.credentials
+            .iter()
+            .find(|c| c.name == name && c.environment == environment)
+    }
+
+    /// The credential whose join key a vendor's audit record names (GitHub's
+    /// `hashed_token`), among those bound to its (vendor, tenant).
+    pub fn claim_uid(&self, vendor: &str, tenant: &str, uid: &str) -> Option<&Credential> {
+        self.credentials.iter().find(|c| {
+            c.used_by
+                .iter()
+                .any(|b| b.vendor == vendor && b.tenant == tenant)
+                && c.credential_uid().as_deref() == Some(uid)
+        })
+    }
+
     pub fn get(&self, index: usize) -> Option<&Credential> {
         self.credentials.get(index)
     }

@@ -209,6 +209,8 @@ struct Runner<'a> {
     /// Held for the whole run on a store that relies on having a single writer.
     _host_lock: Option<HostLock>,
     bindings: Arc<Bindings>,
+    /// The HTTP client, rate budgets and deadline every vendor source of the run shares.
+    engine: Arc<crate::http::Engine>,
     scratch: tempfile::TempDir,
     report: RunReport,
 }
@@ -293,6 +295,11 @@ impl<'a> Runner<'a> {
             leases,
             _host_lock: host_lock,
             bindings: Arc::new(Bindings::new(&config.credentials)),
+            engine: crate::http::Engine::new(
+                &config.http,
+                config.credentials.iter().filter_map(|c| c.token.clone()),
+                options.cancel.clone(),
+            )?,
             scratch,
             report,
         })
@@ -467,6 +474,7 @@ impl<'a> Runner<'a> {
             base_dir: &self.config.base_dir,
             tenants: &self.config.tenants,
             bindings: self.bindings.clone(),
+            engine: self.engine.clone(),
         };
         let result = match spec.build(&ctx) {
             Ok(mut source) => source.collect(&mut session).await,

@@ -171,6 +171,8 @@ pub struct Config {
     pub privacy: Privacy,
     /// How 429s make a burst.
     pub bursts: crate::analysis::bursts::Settings,
+    /// The HTTP engine's settings (`[http]`).
+    pub http: crate::http::Settings,
     pub jobs: BTreeMap<String, Job>,
 }
 
@@ -206,6 +208,7 @@ const MAIN_KEYS: &[&str] = &[
     "credentials",
     "privacy",
     "bursts",
+    "http",
     "jobs",
 ];
 
@@ -224,6 +227,18 @@ struct RawDefaults {
     staging_retention: Option<Dur>,
     max_wait: Option<Dur>,
     lease_ttl: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawHttp {
+    ca_bundle: Option<Spanned<String>>,
+    timeout: Option<Dur>,
+    connect_timeout: Option<Dur>,
+    budget_share: Option<Spanned<f64>>,
+    reserve: Option<Spanned<f64>>,
+    max_attempts: Option<u32>,
+    max_pages: Option<u64>,
+    deadline: Option<Dur>,
 }
 
 #[derive(Deserialize, Default)]
@@ -452,6 +467,81 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
         }
         settings
     };
+    for spec in sources.values() {
+        let Some(name) = spec.settings.credential() else {
+            continue;
+        };
+        let environment = tenants
+            .get(&spec.tenant)
+            .map_or("", |t| t.environment.as_str());
+        let found = credentials
+            .iter()
+            .find(|c| &c.name == name.get_ref() && c.environment == environment);
+        match found {
+            None => doc.error(
+                name.span(),
+                format!(
+                    "source `{}`: no [[credentials]] entry named `{}` with environment = \"{environment}\" (the environment of tenant {})",
+                    spec.name,
+                    name.get_ref(),
+                    spec.tenant
+                ),
+            ),
+            Some(c) if c.token.is_none() && spec.settings.needs_token() => doc.error(
+                name.span(),
+                format!(
+                    "source `{}`: credential `{}` has no token: add token = \"env:NAME\" (or file:…, credential:…)",
+                    spec.name,
+                    name.get_ref()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    let http = {
+        let raw: RawHttp = root_table
+            .get("http")
+            .and_then(|v| doc.decode(v, "[http]"))
+            .unwrap_or_default();
+        let d = crate::http::Settings::default();
+        let mut share = |v: &Option<Spanned<f64>>, default: f64, what: &str| match v {
+            Some(v)
+                if !(0.0..=1.0).contains(v.get_ref())
+                    || *v.get_ref() == 0.0 && what == "budget_share" =>
+            {
+                doc.error(
+                    v.span(),
+                    format!("[http] {what} is a share: more than 0, at most 1 (0.1 = 10%)"),
+                );
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        };
+        let budget_share = share(&raw.budget_share, d.budget_share, "budget_share");
+        let reserve = share(&raw.reserve, d.reserve, "reserve");
+        crate::http::Settings {
+            ca_bundle: raw.ca_bundle.map(|p| base_dir.join(p.get_ref())),
+            timeout: raw.timeout.map_or(d.timeout, |t| t.0),
+            connect_timeout: raw.connect_timeout.map_or(d.connect_timeout, |t| t.0),
+            budget_share,
+            reserve,
+            max_attempts: raw.max_attempts.unwrap_or(d.max_attempts).max(1),
+            max_pages: raw.max_pages.unwrap_or(d.max_pages).max(1),
+            deadline: raw.deadline.map_or(d.deadline, |t| t.0),
+        }
+    };
+    if let Some(bundle) = &http.ca_bundle
+        && !bundle.is_file()
+    {
+        let span = root_table.get("http").map_or(0..0, |v| v.span());
+        doc.error(
+            span,
+            format!("[http] ca_bundle: {} is not a file", bundle.display()),
+        );
+    }
+
     let privacy = match root_table.get("privacy") {
         Some(v) => decode_privacy(&mut doc, v, &base_dir),
         None => Privacy::default(),
@@ -510,6 +600,7 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
         credentials,
         privacy,
         bursts,
+        http,
         jobs,
     };
     check::cross_check(&config, diags);
@@ -704,7 +795,7 @@ fn decode_source(
         retention,
         rescan_overlap: common
             .rescan_overlap
-            .unwrap_or(Dur(std::time::Duration::ZERO)),
+            .unwrap_or(settings.default_rescan_overlap()),
     };
     // Kept even when a check failed, so jobs that list it are still checked against it.
     Some(SourceSpec {

@@ -1,4 +1,18 @@
-//! HTTP semantics shared by every source: for now, reading the challenges of 401/403
-//! responses (the engine's client, retries and pacing are not built yet).
+//! The engine's HTTP side, shared by every vendor source (DESIGN §3, §7): one client
+//! (`client`), retries with jitter and the servers' own wait hints (`retry`), pacing within a
+//! share of the advertised rate limit (`pace`), pagination styles (`paging`), what a 401/403
+//! means (`denial`, `challenge`), redaction of secrets (`redact`), and the fetcher that puts
+//! them together and also reads saved responses from files (`fetch`).
 
 pub mod challenge;
+pub mod client;
+pub mod denial;
+pub mod fetch;
+pub mod pace;
+pub mod paging;
+pub mod redact;
+pub mod retry;
+
+pub use client::Settings;
+pub use fetch::{Api, Engine, Page, Pages, Transport};
+pub use paging::Paging;

@@ -2,6 +2,8 @@
 //! an item maps to records; the engine (`staging`) owns cursors, dedup, staging and
 //! checkpoints, so a source's whole job is one `collect()` that hands over pages.
 
+pub mod feed;
+pub mod github;
 pub mod http_log;
 
 use std::collections::BTreeMap;
@@ -91,16 +93,19 @@ pub struct BuildContext<'a> {
     pub base_dir: &'a Path,
     pub tenants: &'a BTreeMap<String, Tenant>,
     pub bindings: Arc<Bindings>,
+    /// The run's HTTP engine: client, budgets, deadline.
+    pub engine: Arc<crate::http::Engine>,
 }
 
 /// Each kind's own settings: the rest of its `[sources.NAME]` table.
 #[derive(Debug)]
 pub enum SourceSettings {
     HttpLog(http_log::Settings),
+    GitHub(github::Settings),
 }
 
 impl SourceSettings {
-    pub const KINDS: &'static [&'static str] = &["http_log"];
+    pub const KINDS: &'static [&'static str] = &["http_log", "github"];
 
     pub fn decode(
         kind: &str,
@@ -111,6 +116,7 @@ impl SourceSettings {
     ) -> Option<Self> {
         match kind {
             "http_log" => http_log::Settings::decode(doc, value, what, tenants).map(Self::HttpLog),
+            "github" => github::Settings::decode(doc, value, what, tenants).map(Self::GitHub),
             _ => None,
         }
     }
@@ -119,12 +125,38 @@ impl SourceSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSettings::HttpLog(_) => "http_log",
+            SourceSettings::GitHub(_) => github::KIND,
         }
     }
 
     pub fn default_retention(&self) -> Option<Dur> {
         match self {
             SourceSettings::HttpLog(s) => Some(s.retention()),
+            SourceSettings::GitHub(s) => Some(s.retention()),
+        }
+    }
+
+    /// How far before its mark a source reads again unless configured.
+    pub fn default_rescan_overlap(&self) -> Dur {
+        match self {
+            SourceSettings::HttpLog(_) => Dur(std::time::Duration::ZERO),
+            SourceSettings::GitHub(_) => github::Settings::default_rescan_overlap(),
+        }
+    }
+
+    /// Whether the source calls an API (and so needs its credential's token).
+    pub fn needs_token(&self) -> bool {
+        match self {
+            SourceSettings::HttpLog(_) => false,
+            SourceSettings::GitHub(s) => s.saved.is_none(),
+        }
+    }
+
+    /// The credential a vendor source calls its API with, by name.
+    pub fn credential(&self) -> Option<&Spanned<String>> {
+        match self {
+            SourceSettings::HttpLog(_) => None,
+            SourceSettings::GitHub(s) => s.credential.as_ref(),
         }
     }
 
@@ -132,6 +164,7 @@ impl SourceSettings {
     pub fn datasets(&self) -> &'static [Dataset] {
         match self {
             SourceSettings::HttpLog(_) => http_log::DATASETS,
+            SourceSettings::GitHub(_) => github::DATASETS,
         }
     }
 
@@ -139,12 +172,14 @@ impl SourceSettings {
     pub fn tenants(&self, default_tenant: &str) -> Vec<String> {
         match self {
             SourceSettings::HttpLog(s) => s.tenants(default_tenant),
+            SourceSettings::GitHub(_) => vec![default_tenant.to_string()],
         }
     }
 
     pub fn coverage(&self, default_tenant: &str) -> Vec<Coverage> {
         match self {
             SourceSettings::HttpLog(s) => s.coverage(default_tenant),
+            SourceSettings::GitHub(s) => s.coverage(default_tenant),
         }
     }
 }
@@ -153,6 +188,7 @@ impl SourceSpec {
     pub fn build(&self, ctx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Source>> {
         Ok(match &self.settings {
             SourceSettings::HttpLog(s) => Box::new(http_log::HttpLog::new(self, s, ctx)?),
+            SourceSettings::GitHub(s) => Box::new(github::GitHub::new(self, s, ctx)?),
         })
     }
 }

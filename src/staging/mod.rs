@@ -266,6 +266,7 @@ impl Staging {
             run,
             stats: CollectStats::default(),
             pending_malformed: (0, Vec::new()),
+            keep_since: None,
         })
     }
 }
@@ -314,6 +315,8 @@ pub struct SourceSession<'a> {
     stats: CollectStats,
     /// Malformed inputs not yet written into a segment header.
     pending_malformed: (u64, Vec<String>),
+    /// Event ids at or after this time stay in the dedup set even past the horizon.
+    keep_since: Option<i64>,
 }
 
 impl SourceSession<'_> {
@@ -340,6 +343,18 @@ impl SourceSession<'_> {
 
     pub fn count(&mut self, counter: &str, n: u64) {
         *self.stats.counters.entry(counter.to_string()).or_default() += n;
+    }
+
+    /// Keeps the ids of events at or after `ms` in the dedup set, whatever the horizon: a
+    /// source that re-reads from its own mark (minus an overlap) needs them however long ago
+    /// it last ran.
+    pub fn keep_seen_since(&mut self, ms: Option<i64>) {
+        self.keep_since = ms;
+    }
+
+    fn dedup_floor(&self) -> i64 {
+        let horizon = (self.run.now - self.run.dedup_horizon).timestamp_millis();
+        self.keep_since.map_or(horizon, |k| k.min(horizon))
     }
 
     /// Bad input is counted and reported with where it was; it never stops the collection.
@@ -391,8 +406,8 @@ impl SourceSession<'_> {
         let mut next = self.checkpoint.clone();
         next.cursor = Some(cursor);
         // Pruned on every page: the whole set is written with each checkpoint.
-        let horizon = (self.run.now - self.run.dedup_horizon).timestamp_millis();
-        next.dedup.retain(|(_, t)| *t >= horizon);
+        let floor = self.dedup_floor();
+        next.dedup.retain(|(_, t)| *t >= floor);
         // A page of nothing but unreadable lines still gets a segment: the manifest of the
         // export that covers it says what could not be read.
         if !fresh.is_empty() || self.pending_malformed.0 > 0 {
@@ -435,8 +450,8 @@ impl SourceSession<'_> {
         let mut next = self.checkpoint.clone();
         next.watermark_ms = Some(watermark.timestamp_millis());
         next.last_collect_ms = Some(self.run.now.timestamp_millis());
-        let horizon = (self.run.now - self.run.dedup_horizon).timestamp_millis();
-        next.dedup.retain(|(_, t)| *t >= horizon);
+        let floor = self.dedup_floor();
+        next.dedup.retain(|(_, t)| *t >= floor);
         self.commit(next).await?;
         Ok(self.stats)
     }

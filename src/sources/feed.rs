@@ -1,0 +1,344 @@
+//! Feeds: the engine side of reading a vendor's list, so a vendor file only says what to
+//! request and how an item maps to records. A feed owns its cursor inside the source's
+//! checkpoint, the boundary ids, the re-scan overlap, and when pages are staged:
+//!
+//! - **oldest first** (an audit log read in ascending order): the high-water mark moves with
+//!   every staged batch, and the next run asks again from the mark minus the overlap;
+//! - **newest first** (GitHub's webhook deliveries: no time filter, newest on top): a sweep
+//!   reads down to the previous mark minus the overlap and commits the new mark only once it
+//!   got there. An interrupted sweep is remembered (its top and the next page's URL): the
+//!   next run finishes it first, then sweeps again from the top.
+//!
+//! Items read again in the overlap are dropped by their `event_uid` at staging; the boundary
+//! ids (the items at exactly the mark's time) are skipped here as well, so a rerun long after
+//! the dedup set forgot them stages nothing twice.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::http::{Api, Page, Paging};
+use crate::model::Record;
+use crate::staging::SourceSession;
+
+/// Records staged per segment, and pages read between checkpoints when nothing is staged.
+const BATCH_RECORDS: usize = 5_000;
+const BATCH_PAGES: usize = 100;
+
+/// The newest item time read, and the ids of the items at exactly that time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Mark {
+    pub time_ms: i64,
+    pub ids: Vec<String>,
+}
+
+impl Mark {
+    fn include(mark: &mut Option<Mark>, time_ms: i64, id: &str) {
+        match mark {
+            Some(m) if m.time_ms > time_ms => {}
+            Some(m) if m.time_ms == time_ms => {
+                if !m.ids.iter().any(|i| i == id) {
+                    m.ids.push(id.to_string());
+                }
+            }
+            _ => {
+                *mark = Some(Mark {
+                    time_ms,
+                    ids: vec![id.to_string()],
+                })
+            }
+        }
+    }
+
+    fn merge(into: &mut Option<Mark>, other: &Mark) {
+        for id in &other.ids {
+            Mark::include(into, other.time_ms, id);
+        }
+    }
+
+    fn holds(mark: Option<&Mark>, time_ms: i64, id: &str) -> bool {
+        mark.is_some_and(|m| m.time_ms == time_ms && m.ids.iter().any(|i| i == id))
+    }
+}
+
+/// A newest-first sweep that has not reached the previous mark yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sweep {
+    pub top: Mark,
+    pub next: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FeedCursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<Mark>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cursors {
+    feeds: BTreeMap<String, FeedCursor>,
+}
+
+/// One item of a page: its time and the vendor's id (for the mark), and its rows (none for
+/// items that are not failures).
+pub struct Item {
+    pub time_ms: i64,
+    pub id: String,
+    pub records: Vec<Record>,
+}
+
+/// What a page held: items, and the ones that could not be read (index, reason).
+pub type Read = Vec<Result<Item, String>>;
+
+/// The feeds of one source in one collection.
+pub struct Feeds<'s, 'a> {
+    session: &'s mut SourceSession<'a>,
+    cursors: Cursors,
+    pending: Vec<Record>,
+    pages_since_save: usize,
+    overlap_ms: i64,
+    /// Where a feed read for the first time starts.
+    first_floor_ms: i64,
+}
+
+impl<'s, 'a> Feeds<'s, 'a> {
+    pub fn open(
+        session: &'s mut SourceSession<'a>,
+        overlap: chrono::Duration,
+        initial_lookback: chrono::Duration,
+    ) -> Result<Self> {
+        let cursors = match session.cursor() {
+            None => Cursors::default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                anyhow!("the checkpoint's cursor is not a feed cursor ({e}); was the source's kind changed? Move its state aside to collect it again")
+            })?,
+        };
+        let first_floor_ms = (session.now() - initial_lookback).timestamp_millis();
+        Ok(Feeds {
+            session,
+            cursors,
+            pending: Vec::new(),
+            pages_since_save: 0,
+            overlap_ms: overlap.num_milliseconds(),
+            first_floor_ms,
+        })
+    }
+
+    pub fn session(&mut self) -> &mut SourceSession<'a> {
+        self.session
+    }
+
+    /// Where a read of `key` starts: the mark minus the overlap, or the initial lookback.
+    pub fn since_ms(&self, key: &str) -> i64 {
+        self.cursors
+            .feeds
+            .get(key)
+            .and_then(|c| c.high.as_ref())
+            .map_or(self.first_floor_ms, |h| h.time_ms - self.overlap_ms)
+    }
+
+    /// Reads a list whose pages come oldest first, from `first` (which asks from
+    /// `since_ms(key)` on).
+    pub async fn oldest_first(
+        &mut self,
+        key: &str,
+        api: &Api,
+        first: Url,
+        paging: Paging,
+        operation: &str,
+        read: impl Fn(&Page) -> Result<Read>,
+    ) -> Result<()> {
+        let since = self.since_ms(key);
+        let mut pages = api.pages(first, paging, operation);
+        loop {
+            let page = match pages.next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => return self.fail(api, e).await,
+            };
+            let high = self.cursor(key).high.clone();
+            let mut mark = high.clone();
+            for item in self.items(&page, &read)? {
+                if item.time_ms < since || Mark::holds(high.as_ref(), item.time_ms, &item.id) {
+                    continue;
+                }
+                Mark::include(&mut mark, item.time_ms, &item.id);
+                self.pending.extend(item.records);
+            }
+            self.cursor(key).high = mark;
+            self.page_done(api).await?;
+            if self.session.cancelled() {
+                break;
+            }
+        }
+        if pages.capped() {
+            tracing::info!(
+                feed = key,
+                "stopped at [http] max_pages; the next run goes on"
+            );
+        }
+        self.save(api).await
+    }
+
+    /// Reads a list whose pages come newest first, down to the previous mark minus the
+    /// overlap.
+    pub async fn newest_first(
+        &mut self,
+        key: &str,
+        api: &Api,
+        first: Url,
+        paging: Paging,
+        operation: &str,
+        read: impl Fn(&Page) -> Result<Read>,
+    ) -> Result<()> {
+        if let Some(sweep) = self.cursor(key).sweep.clone() {
+            match Url::parse(&sweep.next) {
+                Ok(next) => {
+                    let done = self
+                        .sweep(
+                            key,
+                            api,
+                            next,
+                            paging.clone(),
+                            operation,
+                            &read,
+                            Some(sweep.top),
+                        )
+                        .await?;
+                    if !done {
+                        return self.save(api).await;
+                    }
+                }
+                Err(_) => self.cursor(key).sweep = None,
+            }
+        }
+        self.sweep(key, api, first, paging, operation, &read, None)
+            .await?;
+        self.save(api).await
+    }
+
+    /// One sweep from `url` down; true when it reached the floor or the end of the list.
+    #[allow(clippy::too_many_arguments)]
+    async fn sweep(
+        &mut self,
+        key: &str,
+        api: &Api,
+        url: Url,
+        paging: Paging,
+        operation: &str,
+        read: &impl Fn(&Page) -> Result<Read>,
+        mut top: Option<Mark>,
+    ) -> Result<bool> {
+        let high = self.cursor(key).high.clone();
+        let floor = self.since_ms(key);
+        let mut pages = api.pages(url, paging, operation);
+        let mut reached_floor = false;
+        while !reached_floor {
+            let page = match pages.next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => return self.fail(api, e).await.map(|()| false),
+            };
+            for item in self.items(&page, read)? {
+                if item.time_ms < floor {
+                    reached_floor = true;
+                    continue;
+                }
+                Mark::include(&mut top, item.time_ms, &item.id);
+                if Mark::holds(high.as_ref(), item.time_ms, &item.id) {
+                    continue;
+                }
+                self.pending.extend(item.records);
+            }
+            let cursor = self.cursor(key);
+            cursor.sweep = match (&top, pages.pending()) {
+                (Some(top), Some(next)) if !reached_floor => Some(Sweep {
+                    top: top.clone(),
+                    next: next.to_string(),
+                }),
+                _ => None,
+            };
+            self.page_done(api).await?;
+            if self.session.cancelled() {
+                return Ok(false);
+            }
+        }
+        if pages.capped() && !reached_floor {
+            tracing::info!(
+                feed = key,
+                "stopped at [http] max_pages; the next run finishes the sweep"
+            );
+            return Ok(false);
+        }
+        let cursor = self.cursor(key);
+        cursor.sweep = None;
+        if let Some(top) = &top {
+            Mark::merge(&mut cursor.high, top);
+        }
+        Ok(true)
+    }
+
+    fn cursor(&mut self, key: &str) -> &mut FeedCursor {
+        self.cursors.feeds.entry(key.to_string()).or_default()
+    }
+
+    fn items(&mut self, page: &Page, read: &impl Fn(&Page) -> Result<Read>) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for (i, item) in read(page)?.into_iter().enumerate() {
+            match item {
+                Ok(item) => items.push(item),
+                Err(reason) => self
+                    .session
+                    .malformed(&format!("{} item {}", page.at, i + 1), &reason),
+            }
+        }
+        Ok(items)
+    }
+
+    async fn page_done(&mut self, api: &Api) -> Result<()> {
+        self.pages_since_save += 1;
+        if self.pending.len() >= BATCH_RECORDS || self.pages_since_save >= BATCH_PAGES {
+            self.save(api).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps what was read before a failure, then reports it.
+    async fn fail(&mut self, api: &Api, e: anyhow::Error) -> Result<()> {
+        if let Err(save) = self.save(api).await {
+            tracing::error!(error = %format!("{save:#}"), "could not stage what was read before a failure");
+        }
+        Err(e)
+    }
+
+    /// Stages what is pending (and scopetrail's own rows) with the cursors that follow it.
+    pub async fn save(&mut self, api: &Api) -> Result<()> {
+        let mut records = std::mem::take(&mut self.pending);
+        records.extend(api.take_own());
+        self.pages_since_save = 0;
+        // The next read of each feed goes back to its mark (or an unfinished sweep's top)
+        // minus the overlap: what was staged since must stay recognizable.
+        let keep = self
+            .cursors
+            .feeds
+            .values()
+            .flat_map(|c| c.high.iter().chain(c.sweep.iter().map(|s| &s.top)))
+            .map(|m| m.time_ms - self.overlap_ms)
+            .min();
+        self.session.keep_seen_since(keep);
+        let cursor = serde_json::to_value(&self.cursors)?;
+        self.session.save(records, cursor).await
+    }
+}
+
+/// A page's items when the page is a JSON array.
+pub fn array<'v>(page: &'v Page) -> Result<&'v Vec<Value>> {
+    page.body
+        .as_array()
+        .ok_or_else(|| anyhow!("{}: expected a JSON array of items", page.at))
+}

@@ -1,0 +1,608 @@
+//! GitHub: webhook deliveries of organization and repository hooks (the hooks are found by
+//! listing them; one feed per hook, newest first: the API has no time filter and keeps 3
+//! days), and the organization audit log (oldest first, `phrase=created:>=…`, epoch-ms
+//! times, `_document_id`). Failed deliveries become `webhook_failures`; token, app, hook,
+//! permission, team and member events, and admin decisions that refuse or revoke access,
+//! become `changes`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use async_trait::async_trait;
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+use toml::de::DeValue;
+use url::Url;
+
+use super::feed::{self, Feeds, Item, Read};
+use super::{BuildContext, Coverage, Source, SourceSpec};
+use crate::bindings::Bindings;
+use crate::config::{Doc, Dur, Tenant};
+use crate::error::ConfigError;
+use crate::http::fetch::Target;
+use crate::http::{Api, Engine, Paging, Transport};
+use crate::model::uid::Origin;
+use crate::model::{Change, Dataset, Header, Record, WebhookFailure};
+use crate::staging::SourceSession;
+
+pub const KIND: &str = "github";
+pub const VENDOR: &str = "github";
+pub const DELIVERIES: &str = "github.webhook_deliveries";
+pub const AUDIT_LOG: &str = "github.audit_log";
+pub const DATASETS: &[Dataset] = &[Dataset::WebhookFailures, Dataset::Changes, Dataset::Denials];
+
+/// GitHub keeps webhook deliveries for 3 days.
+const RETENTION_DAYS: u64 = 3;
+const DEFAULT_API: &str = "https://api.github.com";
+/// Audit events can be indexed a little after their time.
+const DEFAULT_OVERLAP_MINUTES: u64 = 5;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Organization: its hooks' deliveries and its audit log.
+    pub org: Option<String>,
+    /// `owner/repo`: their hooks' deliveries.
+    #[serde(default)]
+    pub repos: Vec<Spanned<String>>,
+    /// The `[[credentials]]` entry (with a `token`) the calls are made with.
+    pub credential: Option<Spanned<String>>,
+    /// `https://api.github.com`, or GitHub Enterprise Server's `https://HOST/api/v3`.
+    pub api_url: Option<Spanned<String>>,
+    /// A folder of saved responses to read instead of the API.
+    pub saved: Option<Spanned<String>>,
+    /// Default: true.
+    pub webhook_deliveries: Option<bool>,
+    /// Default: true when `org` is set (needs GitHub Enterprise Cloud and `read:audit_log`).
+    pub audit_log: Option<bool>,
+}
+
+impl Settings {
+    pub fn decode(
+        doc: &mut Doc<'_>,
+        value: &Spanned<DeValue<'_>>,
+        what: &str,
+        _tenants: &BTreeMap<String, Tenant>,
+    ) -> Option<Settings> {
+        let settings: Settings = doc.decode(value, what)?;
+        if settings.org.is_none() && settings.repos.is_empty() {
+            doc.error(value.span(), format!("{what}: give `org` (organization hooks and audit log) or `repos` (repository hooks), or both"));
+        }
+        for repo in &settings.repos {
+            let parts: Vec<&str> = repo.get_ref().split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                doc.error(
+                    repo.span(),
+                    format!("{what}: `{}` is not owner/repo", repo.get_ref()),
+                );
+            }
+        }
+        if let Some(url) = &settings.api_url {
+            match Url::parse(url.get_ref()) {
+                Ok(u) => {
+                    if let Err(e) = crate::http::client::check_url(&u) {
+                        doc.error(url.span(), format!("{what}: api_url: {e}"));
+                    }
+                }
+                Err(e) => doc.error(url.span(), format!("{what}: api_url is not a URL: {e}")),
+            }
+        }
+        match (&settings.saved, &settings.credential) {
+            (Some(saved), Some(_)) if settings.api_url.is_some() => doc.error(
+                saved.span(),
+                format!("{what}: `saved` reads saved responses instead of the API: drop api_url"),
+            ),
+            (None, None) => doc.error(
+                value.span(),
+                format!("{what}: name the `credential` (a [[credentials]] entry with a token) the API is called with, or give `saved` (a folder of saved responses)"),
+            ),
+            _ => {}
+        }
+        Some(settings)
+    }
+
+    pub fn retention(&self) -> Dur {
+        Dur(std::time::Duration::from_secs(RETENTION_DAYS * 86_400))
+    }
+
+    pub fn default_rescan_overlap() -> Dur {
+        Dur(std::time::Duration::from_secs(DEFAULT_OVERLAP_MINUTES * 60))
+    }
+
+    pub fn coverage(&self, tenant: &str) -> Vec<Coverage> {
+        vec![Coverage {
+            vendor: VENDOR.into(),
+            tenant: tenant.into(),
+            host: None,
+        }]
+    }
+
+    fn deliveries(&self) -> bool {
+        self.webhook_deliveries.unwrap_or(true)
+    }
+
+    fn audit(&self) -> bool {
+        self.org.is_some() && self.audit_log.unwrap_or(true)
+    }
+}
+
+/// A hook whose deliveries are read: where it lives and where it delivers.
+struct Hook {
+    /// `orgs/acme` or `repos/acme/app`.
+    owner: String,
+    id: i64,
+    url: Option<String>,
+}
+
+pub struct GitHub {
+    org: Option<String>,
+    repos: Vec<String>,
+    deliveries: bool,
+    audit: bool,
+    tenant: String,
+    environment: String,
+    api: Api,
+    bindings: Arc<Bindings>,
+    overlap: chrono::Duration,
+    lookback: chrono::Duration,
+}
+
+impl GitHub {
+    pub fn new(spec: &SourceSpec, s: &Settings, ctx: &BuildContext<'_>) -> Result<Self> {
+        let environment = ctx
+            .tenants
+            .get(&spec.tenant)
+            .map_or(String::new(), |t| t.environment.clone());
+        let credential = match &s.credential {
+            None => None,
+            Some(name) => Some(
+                ctx.bindings
+                    .named(name.get_ref(), &environment)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "source {}: no [[credentials]] entry named `{}` for environment {environment}",
+                            spec.name,
+                            name.get_ref()
+                        ))
+                    })?
+                    .clone(),
+            ),
+        };
+        let transport = match &s.saved {
+            Some(dir) => Transport::Files {
+                dir: ctx.base_dir.join(dir.get_ref()),
+            },
+            None => {
+                let token = credential.as_ref().and_then(|c| c.token.clone()).ok_or_else(|| {
+                    ConfigError(format!(
+                        "source {}: credential `{}` has no token (token = \"env:GITHUB_TOKEN\", \"file:…\" or \"credential:…\")",
+                        spec.name,
+                        s.credential.as_ref().map_or("", |c| c.get_ref().as_str())
+                    ))
+                })?;
+                let base = s
+                    .api_url
+                    .as_ref()
+                    .map_or(DEFAULT_API, |u| u.get_ref().as_str());
+                Transport::Http {
+                    base: Url::parse(base)
+                        .with_context(|| format!("source {}: api_url", spec.name))?,
+                    token: Some(token),
+                    headers: vec![
+                        ("accept", "application/vnd.github+json".into()),
+                        ("x-github-api-version", "2022-11-28".into()),
+                    ],
+                }
+            }
+        };
+        let engine: Arc<Engine> = ctx.engine.clone();
+        let target = Target {
+            vendor: VENDOR.into(),
+            tenant: spec.tenant.clone(),
+            environment: environment.clone(),
+            credential: credential.as_ref().map(|c| c.name.clone()),
+            credential_uid: credential.as_ref().and_then(|c| c.credential_uid()),
+        };
+        Ok(GitHub {
+            org: s.org.clone(),
+            repos: s.repos.iter().map(|r| r.get_ref().clone()).collect(),
+            deliveries: s.deliveries(),
+            audit: s.audit(),
+            tenant: spec.tenant.clone(),
+            environment,
+            api: Api::new(engine, transport, target),
+            bindings: ctx.bindings.clone(),
+            overlap: spec.cadence.rescan_overlap.chrono(),
+            lookback: spec.cadence.initial_lookback.chrono(),
+        })
+    }
+
+    fn head(
+        &self,
+        dataset: Dataset,
+        source: &str,
+        time: i64,
+        id: &str,
+        credential: Option<String>,
+    ) -> Header {
+        let origin = Origin {
+            dataset,
+            vendor: VENDOR,
+            tenant: &self.tenant,
+            environment: &self.environment,
+            source,
+        };
+        Header {
+            time,
+            event_uid: origin.event_uid(id, None),
+            vendor: VENDOR.into(),
+            tenant: self.tenant.clone(),
+            environment: self.environment.clone(),
+            source: source.into(),
+            source_event_uid: Some(id.into()),
+            credential,
+        }
+    }
+
+    async fn hooks(&self, owner: &str) -> Result<Vec<Hook>> {
+        let first = self.api.url(&format!("/{owner}/hooks?per_page=100"))?;
+        let operation = if owner.starts_with("orgs/") {
+            "GET /orgs/{org}/hooks"
+        } else {
+            "GET /repos/{owner}/{repo}/hooks"
+        };
+        let mut pages = self.api.pages(first, Paging::Link, operation);
+        let mut hooks = Vec::new();
+        while let Some(page) = pages.next().await? {
+            for hook in feed::array(&page)? {
+                let id = hook
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| anyhow!("{}: a hook without a numeric id", page.at))?;
+                hooks.push(Hook {
+                    owner: owner.to_string(),
+                    id,
+                    url: hook
+                        .pointer("/config/url")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                });
+            }
+        }
+        Ok(hooks)
+    }
+
+    async fn collect_hook(&self, feeds: &mut Feeds<'_, '_>, hook: &Hook) -> Result<()> {
+        let first = self.api.url(&format!(
+            "/{}/hooks/{}/deliveries?per_page=100",
+            hook.owner, hook.id
+        ))?;
+        let operation = if hook.owner.starts_with("orgs/") {
+            "GET /orgs/{org}/hooks/{hook_id}/deliveries"
+        } else {
+            "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+        };
+        let key = format!("{}/hooks/{}/deliveries", hook.owner, hook.id);
+        feeds
+            .newest_first(&key, &self.api, first, Paging::Link, operation, |page| {
+                Ok(feed::array(page)?
+                    .iter()
+                    .map(|d| self.delivery(hook, d))
+                    .collect())
+            })
+            .await
+    }
+
+    fn delivery(&self, hook: &Hook, d: &Value) -> Result<Item, String> {
+        let id = match d.get("id") {
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err("a delivery without a numeric `id`".into()),
+        };
+        let at = d
+            .get("delivered_at")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("delivery {id}: no `delivered_at`"))?;
+        let time = DateTime::parse_from_rfc3339(at)
+            .map_err(|e| format!("delivery {id}: delivered_at `{at}`: {e}"))?
+            .timestamp_millis();
+        let status = d.get("status").and_then(Value::as_str).unwrap_or("");
+        let code = d.get("status_code").and_then(Value::as_i64).unwrap_or(0);
+        let failed = status != "OK" || code == 0 || code >= 400;
+        let mut records = Vec::new();
+        if failed {
+            let (dst_hostname, url) = match hook.url.as_deref().and_then(|u| Url::parse(u).ok()) {
+                Some(mut u) => {
+                    u.set_query(None);
+                    u.set_fragment(None);
+                    let _ = u.set_password(None);
+                    let _ = u.set_username("");
+                    (u.host_str().map(str::to_string), Some(u.to_string()))
+                }
+                None => (None, None),
+            };
+            let event = d.get("event").and_then(Value::as_str);
+            let action = d.get("action").and_then(Value::as_str);
+            records.push(
+                WebhookFailure {
+                    head: self.head(Dataset::WebhookFailures, DELIVERIES, time, &id, None),
+                    webhook_uid: Some(hook.id.to_string()),
+                    delivery_uid: Some(id.clone()),
+                    delivery_group: d.get("guid").and_then(Value::as_str).map(str::to_string),
+                    webhook_event: event.map(|e| match action {
+                        Some(a) => format!("{e}.{a}"),
+                        None => e.to_string(),
+                    }),
+                    dst_hostname,
+                    url,
+                    http_status: (code > 0).then_some(code),
+                    error_type: Some(error_type(code, status).into()),
+                    error_message: (!status.is_empty()).then(|| status.to_string()),
+                    attempt: None,
+                    redelivery: d.get("redelivery").and_then(Value::as_bool),
+                    latency_ms: d
+                        .get("duration")
+                        .and_then(Value::as_f64)
+                        .map(|s| (s * 1000.0).round() as i64),
+                }
+                .into(),
+            );
+        }
+        Ok(Item {
+            time_ms: time,
+            id,
+            records,
+        })
+    }
+
+    async fn collect_audit(&self, feeds: &mut Feeds<'_, '_>, org: &str) -> Result<()> {
+        let key = format!("orgs/{org}/audit-log");
+        let since = crate::model::rfc3339_ms(feeds.since_ms(&key));
+        // Whole seconds: the search syntax has no milliseconds.
+        let since = format!("{}Z", &since[..19]);
+        let mut first = self.api.url(&format!("/orgs/{org}/audit-log"))?;
+        first
+            .query_pairs_mut()
+            .append_pair("phrase", &format!("created:>={since}"))
+            .append_pair("include", "all")
+            .append_pair("order", "asc")
+            .append_pair("per_page", "100");
+        feeds
+            .oldest_first(
+                &key,
+                &self.api,
+                first,
+                Paging::Link,
+                "GET /orgs/{org}/audit-log",
+                |page| {
+                    Ok(feed::array(page)?
+                        .iter()
+                        .map(|e| self.audit_event(e))
+                        .collect::<Read>())
+                },
+            )
+            .await
+    }
+
+    fn audit_event(&self, e: &Value) -> Result<Item, String> {
+        let id = e
+            .get("_document_id")
+            .and_then(Value::as_str)
+            .ok_or("an audit event without `_document_id`")?
+            .to_string();
+        let time = e
+            .get("created_at")
+            .or_else(|| e.get("@timestamp"))
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("audit event {id}: no epoch-ms `created_at`"))?;
+        let action = e.get("action").and_then(Value::as_str).unwrap_or("");
+        let mut records = Vec::new();
+        if is_change(action) {
+            let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+            let hashed = text("hashed_token");
+            let credential = hashed.as_deref().and_then(|h| {
+                self.bindings
+                    .claim_uid(VENDOR, &self.tenant, h)
+                    .map(|c| c.name.clone())
+            });
+            let (target_type, target) = target(e);
+            let details: Vec<String> = [
+                "hashed_token",
+                "token_scopes",
+                "programmatic_access_type",
+                "token_id",
+                "oauth_application_name",
+                "integration",
+                "permission",
+                "old_permission",
+                "repo",
+                "hook_id",
+                "team",
+                "business",
+            ]
+            .iter()
+            .filter_map(|k| {
+                let v = e.get(*k)?;
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => return None,
+                    other => other.to_string(),
+                };
+                Some(format!("{k}={v}"))
+            })
+            .chain(hook_url(e).map(|u| format!("config.url={u}")))
+            .collect();
+            records.push(Record::from(Change {
+                head: self.head(Dataset::Changes, AUDIT_LOG, time, &id, credential),
+                action: Some(action.to_string()),
+                actor_user: text("actor"),
+                target_type,
+                target,
+                details: (!details.is_empty()).then(|| details.join(" ")),
+            }));
+        }
+        Ok(Item {
+            time_ms: time,
+            id,
+            records,
+        })
+    }
+}
+
+/// Audit actions that can explain a failure: credentials, apps, hooks, permissions, teams and
+/// members, and admin decisions that refuse or revoke access.
+fn is_change(action: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "oauth_",
+        "org.oauth_app_access",
+        "integration",
+        "org.integration",
+        "personal_access_token",
+        "org_credential_authorization",
+        "org.sso_response",
+        "hook",
+        "team",
+        "org.add_member",
+        "org.remove_member",
+        "org.update_member",
+        "org.invite_member",
+        "org.add_outside_collaborator",
+        "org.remove_outside_collaborator",
+        "org.update_default_repository_permission",
+        "org.update_member_repository",
+        "repo.add_member",
+        "repo.remove_member",
+        "repo.update_member",
+        "role",
+        "org.update_organization_role",
+        "deploy_key",
+        "public_key",
+        "org.disable_saml",
+        "org.enable_saml",
+        "ip_allow_list",
+    ];
+    action.ends_with("_denied")
+        || action.ends_with(".deny")
+        || action.ends_with("access_revoked")
+        || PREFIXES.iter().any(|p| action.starts_with(p))
+}
+
+/// A hook's delivery URL from a config change, without its query (where receivers put
+/// tokens); the rest of the config (the masked secret) is left out.
+fn hook_url(e: &Value) -> Option<String> {
+    let mut url = Url::parse(e.pointer("/config/url")?.as_str()?).ok()?;
+    url.set_query(None);
+    let _ = url.set_password(None);
+    Some(url.to_string())
+}
+
+/// What a change acted on, most specific first.
+fn target(e: &Value) -> (Option<String>, Option<String>) {
+    for (key, kind) in [
+        ("user", "user"),
+        ("team", "team"),
+        ("hook_id", "hook"),
+        ("oauth_application_name", "oauth_application"),
+        ("integration", "github_app"),
+        ("repo", "repository"),
+        ("org", "organization"),
+    ] {
+        match e.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => return (Some(kind.into()), Some(s.clone())),
+            Some(Value::Number(n)) => return (Some(kind.into()), Some(n.to_string())),
+            _ => {}
+        }
+    }
+    (None, None)
+}
+
+/// `error_type` of a failed delivery: from the status code, or from GitHub's status text
+/// when there was no answer.
+fn error_type(code: i64, status: &str) -> &'static str {
+    match code {
+        400..=499 => "http_4xx",
+        500..=599 => "http_5xx",
+        _ => {
+            let s = status.to_ascii_lowercase();
+            if s.contains("timed out") || s.contains("timeout") {
+                "timeout"
+            } else if s.contains("dns") || s.contains("resolve") || s.contains("no such host") {
+                "dns"
+            } else if s.contains("ssl") || s.contains("tls") || s.contains("certificate") {
+                "tls"
+            } else {
+                "connect"
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Source for GitHub {
+    async fn collect(&mut self, session: &mut SourceSession<'_>) -> Result<()> {
+        let mut feeds = Feeds::open(session, self.overlap, self.lookback)?;
+        // A failure in one list (a hook whose deliveries the token may not read) does not
+        // stop the others; the first is reported once they ran.
+        let mut failures: Vec<anyhow::Error> = Vec::new();
+        if self.deliveries {
+            let owners = self
+                .org
+                .iter()
+                .map(|o| format!("orgs/{o}"))
+                .chain(self.repos.iter().map(|r| format!("repos/{r}")));
+            for owner in owners {
+                match self.hooks(&owner).await {
+                    Ok(hooks) => {
+                        for hook in &hooks {
+                            if feeds.session().cancelled() {
+                                break;
+                            }
+                            if let Err(e) = self.collect_hook(&mut feeds, hook).await {
+                                failures.push(e);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        feeds.save(&self.api).await?;
+                        failures.push(e);
+                    }
+                }
+            }
+        }
+        if self.audit
+            && let Some(org) = &self.org
+            && !feeds.session().cancelled()
+            && let Err(e) = self.collect_audit(&mut feeds, org).await
+        {
+            failures.push(e);
+        }
+        let stats = self.api.stats();
+        let session = feeds.session();
+        for (counter, n) in [
+            ("requests", stats.requests),
+            ("retries", stats.retries),
+            ("429s received", stats.rate_limited),
+            ("ms paced", stats.paced_ms),
+        ] {
+            if n > 0 {
+                session.count(counter, n);
+            }
+        }
+        let mut failures = failures.into_iter();
+        match failures.next() {
+            None => Ok(()),
+            Some(first) => {
+                let more = failures.count();
+                if more > 0 {
+                    tracing::warn!(
+                        source = KIND,
+                        "{more} more lists of this source failed; see the errors above"
+                    );
+                }
+                Err(first)
+            }
+        }
+    }
+}
