@@ -337,7 +337,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
 }
 
 /// A page's items when the page is a JSON array.
-pub fn array<'v>(page: &'v Page) -> Result<&'v Vec<Value>> {
+pub fn array(page: &Page) -> Result<&Vec<Value>> {
     page.body
         .as_array()
         .ok_or_else(|| anyhow!("{}: expected a JSON array of items", page.at))
