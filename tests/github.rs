@@ -68,6 +68,15 @@ tenant = "acme-github"
     )
 }
 
+/// The head of the configurations written whole by a test.
+const LOCAL_STORE: &str = r#"
+[store]
+kind = "local"
+path = "out"
+[tenants.acme-github]
+environment = "prod"
+"#;
+
 const DAILY: &str = r#"
 schedule = "0 0 * * *"
 sources = ["gh"]
@@ -474,18 +483,15 @@ fn the_token_never_reaches_a_file_or_a_log() {
 #[test]
 fn saved_responses_feed_the_same_code() {
     let s = Setup::new(
-        r#"
-[store]
-kind = "local"
-path = "out"
-[tenants.acme-github]
-environment = "prod"
+        &format!(
+            r#"{LOCAL_STORE}
 [sources.gh]
 kind = "github"
 tenant = "acme-github"
 org = "acme"
 saved = "saved"
-"#,
+"#
+        ),
         &[("daily", DAILY)],
     );
     let t = t0();
@@ -546,12 +552,8 @@ saved = "saved"
 #[test]
 fn validate_names_what_a_github_source_lacks() {
     let s = Setup::new(
-        r#"
-[store]
-kind = "local"
-path = "out"
-[tenants.acme-github]
-environment = "prod"
+        &format!(
+            r#"{LOCAL_STORE}
 [sources.gh]
 kind = "github"
 tenant = "acme-github"
@@ -571,7 +573,8 @@ credential = "no-token"
 name = "no-token"
 environment = "prod"
 client_id = "Iv1.abc"
-"#,
+"#
+        ),
         &[(
             "daily",
             "schedule = \"0 0 * * *\"\nsources = [\"gh\", \"gh2\", \"gh3\"]\n",

@@ -16,3 +16,16 @@ pub mod retry;
 pub use client::Settings;
 pub use fetch::{Api, Engine, Page, Pages, Transport};
 pub use paging::Paging;
+
+/// A header map from pairs, for the unit tests of the pieces above.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            reqwest::header::HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    h
+}
