@@ -370,6 +370,60 @@ fn pacing_keeps_within_the_budget_share_with_no_429() {
 }
 
 #[test]
+fn max_pages_splits_a_sweep_across_runs_and_the_mark_moves_only_at_its_end() {
+    let gh = fake();
+    gh.add_org_hook("acme", 1);
+    // A day earlier than the other tests: a fourth run exports what the third staged.
+    let t = t0() - chrono::Duration::days(1);
+    let failed = deliveries(&gh, 1, 3, 450, t - chrono::Duration::hours(28));
+    let s = setup(&gh, "max_pages = 2");
+    let mut requests = Vec::new();
+    for day in 0..3 {
+        let before = gh.requests().len();
+        run_at(&s, t + chrono::Duration::days(day)).assert_code(0);
+        requests.push(
+            gh.requests()[before..]
+                .iter()
+                .filter(|r| r.path_and_query.contains("/hooks/1/deliveries"))
+                .map(|r| r.path_and_query.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
+    // 5 pages: 2, then 2 more from where the sweep stopped, then the last one and a look
+    // at the top, which is now the mark.
+    assert_eq!(
+        requests.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![2, 2, 2],
+        "{requests:?}"
+    );
+    assert!(requests[1][0].contains("cursor=") && requests[2][0].contains("cursor="));
+    assert!(!requests[2][1].contains("cursor="), "{requests:?}");
+    run_at(&s, t + chrono::Duration::days(3)).assert_code(0);
+    let all = by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
+    assert_eq!(all.keys().cloned().collect::<BTreeSet<_>>(), failed);
+}
+
+#[test]
+fn a_wait_past_the_deadline_ends_the_source_for_this_run() {
+    let gh = fake();
+    gh.add_org_hook("acme", 1);
+    let t = t0();
+    deliveries(&gh, 1, 3, 10, t - chrono::Duration::hours(28));
+    let s = setup(&gh, "deadline = \"2s\"");
+    gh.secondary_limit_next(1, 600);
+    let r = run_at(&s, t);
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("github GET /orgs/acme/hooks: 403, rate limited; waiting 600s more would pass the run's deadline"),
+        "{}",
+        r.stderr
+    );
+    gh.clear_faults();
+    run_at(&s, t + chrono::Duration::days(1)).assert_code(0);
+    assert_eq!(rows(&s.out(), "webhook_failures").len(), 7);
+}
+
+#[test]
 fn a_cursor_that_does_not_advance_stops_that_list_only() {
     let gh = fake();
     gh.add_org_hook("acme", 1);

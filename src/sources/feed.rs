@@ -69,6 +69,10 @@ impl Mark {
 pub struct Sweep {
     pub top: Mark,
     pub next: String,
+    /// Where the sweep stops, fixed when it started: a first sweep's floor (the initial
+    /// lookback) would otherwise move with the clock between runs.
+    #[serde(default)]
+    pub floor_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -199,6 +203,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
         if let Some(sweep) = self.cursor(key).sweep.clone() {
             match Url::parse(&sweep.next) {
                 Ok(next) => {
+                    let floor = sweep.floor_ms.unwrap_or_else(|| self.since_ms(key));
                     let done = self
                         .sweep(
                             key,
@@ -207,7 +212,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
                             paging.clone(),
                             operation,
                             &read,
-                            Some(sweep.top),
+                            (Some(sweep.top), floor),
                         )
                         .await?;
                     if !done {
@@ -217,12 +222,14 @@ impl<'s, 'a> Feeds<'s, 'a> {
                 Err(_) => self.cursor(key).sweep = None,
             }
         }
-        self.sweep(key, api, first, paging, operation, &read, None)
+        let floor = self.since_ms(key);
+        self.sweep(key, api, first, paging, operation, &read, (None, floor))
             .await?;
         self.save(api).await
     }
 
-    /// One sweep from `url` down; true when it reached the floor or the end of the list.
+    /// One sweep from `url` down to `floor`, from `top` on (an interrupted sweep's); true when
+    /// it reached the floor or the end of the list.
     #[allow(clippy::too_many_arguments)]
     async fn sweep(
         &mut self,
@@ -232,10 +239,9 @@ impl<'s, 'a> Feeds<'s, 'a> {
         paging: Paging,
         operation: &str,
         read: &impl Fn(&Page) -> Result<Read>,
-        mut top: Option<Mark>,
+        (mut top, floor): (Option<Mark>, i64),
     ) -> Result<bool> {
         let high = self.cursor(key).high.clone();
-        let floor = self.since_ms(key);
         let mut pages = api.pages(url, paging, operation);
         let mut reached_floor = false;
         while !reached_floor {
@@ -260,6 +266,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
                 (Some(top), Some(next)) if !reached_floor => Some(Sweep {
                     top: top.clone(),
                     next: next.to_string(),
+                    floor_ms: Some(floor),
                 }),
                 _ => None,
             };
