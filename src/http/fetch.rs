@@ -15,7 +15,6 @@ use anyhow::{Context, Result, anyhow};
 use backon::BackoffBuilder;
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -110,16 +109,25 @@ pub struct Api {
     stats: Mutex<Stats>,
 }
 
-/// One page: its JSON, where the page after it is, and where it came from (for errors).
+/// One page: its JSON text (checked to be JSON; the vendor reads it into its own types),
+/// where the page after it is, and where it came from (for errors).
 pub struct Page {
-    pub body: Value,
+    pub body: bytes::Bytes,
     pub next: Option<Url>,
     pub at: String,
 }
 
+impl Page {
+    /// The page as a JSON array, each item still text: a bad item is reported on its own.
+    pub fn items(&self) -> Result<Vec<&serde_json::value::RawValue>> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| anyhow!("{}: expected a JSON array of items ({e})", self.at))
+    }
+}
+
 struct Response {
     headers: HeaderMap,
-    body: Value,
+    body: bytes::Bytes,
 }
 
 impl Api {
@@ -237,13 +245,17 @@ impl Api {
                             ),
                         ),
                         Ok(body) => match retry::classify(status, &headers, &body, now) {
-                            Answer::Ok => match serde_json::from_slice::<Value>(&body) {
-                                Ok(body) => return Ok(Response { headers, body }),
-                                Err(e) => (
-                                    Answer::Transient { wait: None },
-                                    format!("{status}, but the answer is not valid JSON: {e}"),
-                                ),
-                            },
+                            // Checked here, without building anything, so a page cut short
+                            // is fetched again.
+                            Answer::Ok => {
+                                match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                                    Ok(_) => return Ok(Response { headers, body }),
+                                    Err(e) => (
+                                        Answer::Transient { wait: None },
+                                        format!("{status}, but the answer is not valid JSON: {e}"),
+                                    ),
+                                }
+                            }
                             Answer::Denied => {
                                 let explained = denial::explain(&what, status, &headers, &body);
                                 self.own_denial(url, operation, status, &headers, &explained);
@@ -498,14 +510,16 @@ fn read_saved(dir: &std::path::Path, url: &Url) -> Result<VecDeque<Page>> {
             file.display()
         ))
     })?;
+    let bytes = bytes::Bytes::from(bytes);
     let mut pages = VecDeque::new();
-    let mut stream = serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>();
+    let mut stream =
+        serde_json::Deserializer::from_slice(&bytes).into_iter::<serde::de::IgnoredAny>();
     loop {
         let offset = stream.byte_offset();
         match stream.next() {
             None => break,
-            Some(Ok(body)) => pages.push_back(Page {
-                body,
+            Some(Ok(_)) => pages.push_back(Page {
+                body: bytes.slice(offset..stream.byte_offset()),
                 next: None,
                 at: format!("{} page {}", file.display(), pages.len() + 1),
             }),

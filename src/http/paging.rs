@@ -36,8 +36,17 @@ pub enum Paging {
 }
 
 impl Paging {
-    /// The next page after `current`, or `None` on the last one.
-    pub fn next(&self, current: &Url, headers: &HeaderMap, body: &Value) -> Option<Url> {
+    /// The next page after `current`, or `None` on the last one. The body is read only by
+    /// the styles that keep their cursor in it.
+    pub fn next(&self, current: &Url, headers: &HeaderMap, body: &[u8]) -> Option<Url> {
+        if matches!(self, Paging::Single | Paging::Link) {
+            return self.next_in(current, headers, &Value::Null);
+        }
+        let body: Value = serde_json::from_slice(body).ok()?;
+        self.next_in(current, headers, &body)
+    }
+
+    fn next_in(&self, current: &Url, headers: &HeaderMap, body: &Value) -> Option<Url> {
         match self {
             Paging::Single => None,
             Paging::Link => headers
@@ -175,7 +184,7 @@ mod tests {
         );
         assert_eq!(
             Paging::Link
-                .next(&url("https://h/first"), &headers, &Value::Null)
+                .next(&url("https://h/first"), &headers, b"[]")
                 .map(String::from),
             Some("https://h/next?a=1".to_string())
         );
@@ -191,13 +200,13 @@ mod tests {
         };
         let first = url("https://api.stripe.com/v1/events?limit=2");
         let body = json!({"data": [{"id": "evt_1"}, {"id": "evt_2"}], "has_more": true});
-        let next = p.next(&first, &HeaderMap::new(), &body).expect("next");
+        let next = p.next_in(&first, &HeaderMap::new(), &body).expect("next");
         assert_eq!(
             next.as_str(),
             "https://api.stripe.com/v1/events?limit=2&starting_after=evt_2"
         );
         let last = json!({"data": [{"id": "evt_3"}], "has_more": false});
-        assert_eq!(p.next(&next, &HeaderMap::new(), &last), None);
+        assert_eq!(p.next_in(&next, &HeaderMap::new(), &last), None);
     }
 
     #[test]
@@ -209,23 +218,25 @@ mod tests {
         let u = url("https://api.slack.com/audit/v1/logs?limit=200");
         let body = json!({"entries": [], "response_metadata": {"next_cursor": "abc="}});
         assert_eq!(
-            slack.next(&u, &HeaderMap::new(), &body).map(String::from),
+            slack
+                .next_in(&u, &HeaderMap::new(), &body)
+                .map(String::from),
             Some("https://api.slack.com/audit/v1/logs?limit=200&cursor=abc%3D".to_string())
         );
         let empty = json!({"response_metadata": {"next_cursor": ""}});
-        assert_eq!(slack.next(&u, &HeaderMap::new(), &empty), None);
+        assert_eq!(slack.next_in(&u, &HeaderMap::new(), &empty), None);
 
         let graph = Paging::NextUrl {
             field: "@odata.nextLink",
         };
         let body = json!({"@odata.nextLink": "https://graph.microsoft.com/v1.0/auditLogs/directoryAudits?$skiptoken=x"});
-        assert!(graph.next(&u, &HeaderMap::new(), &body).is_some());
+        assert!(graph.next_in(&u, &HeaderMap::new(), &body).is_some());
         let sf = Paging::NextUrl {
             field: "nextRecordsUrl",
         };
         let body = json!({"nextRecordsUrl": "/services/data/v62.0/query/01gD0000002HU6KIAW-2000"});
         assert_eq!(
-            sf.next(
+            sf.next_in(
                 &url("https://acme.my.salesforce.com/services/data/v62.0/query?q=x"),
                 &HeaderMap::new(),
                 &body
@@ -244,12 +255,12 @@ mod tests {
         };
         let u = url("https://fa.example/api?limit=2");
         let full = json!({"items": [1, 2]});
-        let n1 = offset.next(&u, &HeaderMap::new(), &full).expect("next");
+        let n1 = offset.next_in(&u, &HeaderMap::new(), &full).expect("next");
         assert_eq!(n1.as_str(), "https://fa.example/api?limit=2&offset=2");
-        let n2 = offset.next(&n1, &HeaderMap::new(), &full).expect("next");
+        let n2 = offset.next_in(&n1, &HeaderMap::new(), &full).expect("next");
         assert_eq!(n2.as_str(), "https://fa.example/api?limit=2&offset=4");
         assert_eq!(
-            offset.next(&n2, &HeaderMap::new(), &json!({"items": [1]})),
+            offset.next_in(&n2, &HeaderMap::new(), &json!({"items": [1]})),
             None
         );
     }

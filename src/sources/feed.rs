@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use url::Url;
 
 use crate::http::{Api, Page, Paging};
@@ -341,11 +340,4 @@ impl<'s, 'a> Feeds<'s, 'a> {
         let cursor = serde_json::to_value(&self.cursors)?;
         self.session.save(records, cursor).await
     }
-}
-
-/// A page's items when the page is a JSON array.
-pub fn array(page: &Page) -> Result<&Vec<Value>> {
-    page.body
-        .as_array()
-        .ok_or_else(|| anyhow!("{}: expected a JSON array of items", page.at))
 }

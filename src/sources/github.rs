@@ -5,6 +5,7 @@
 //! permission, team and member events, and admin decisions that refuse or revoke access,
 //! become `changes`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 use url::Url;
 
-use super::feed::{self, Feeds, Item, Read};
+use super::feed::{Feeds, Item, Read};
 use super::{BuildContext, Coverage, Source, SourceSpec};
 use crate::bindings::Bindings;
 use crate::config::{Doc, Dur, Tenant};
@@ -127,6 +128,38 @@ impl Settings {
     fn audit(&self) -> bool {
         self.org.is_some() && self.audit_log.unwrap_or(true)
     }
+}
+
+/// What a hook listing says of each hook.
+#[derive(Deserialize)]
+struct HookItem {
+    id: i64,
+    config: Option<HookConfig>,
+}
+
+#[derive(Deserialize)]
+struct HookConfig {
+    url: Option<String>,
+}
+
+/// One item of a deliveries page (the fixture's shape); read straight into this, not into a
+/// generic JSON tree, since a busy hook has many.
+#[derive(Deserialize)]
+struct DeliveryItem<'a> {
+    id: i64,
+    #[serde(borrow)]
+    guid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    delivered_at: Cow<'a, str>,
+    redelivery: Option<bool>,
+    duration: Option<f64>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    status_code: Option<i64>,
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
 }
 
 /// A hook whose deliveries are read: where it lives and where it delivers.
@@ -257,20 +290,13 @@ impl GitHub {
         let mut pages = self.api.pages(first, Paging::Link, operation);
         let mut hooks = Vec::new();
         while let Some(page) = pages.next().await? {
-            for hook in feed::array(&page)? {
-                let id = hook
-                    .get("id")
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| anyhow!("{}: a hook without a numeric id", page.at))?;
-                hooks.push(Hook {
-                    owner: owner.to_string(),
-                    id,
-                    url: hook
-                        .pointer("/config/url")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                });
-            }
+            let listed: Vec<HookItem> = serde_json::from_slice(&page.body)
+                .map_err(|e| anyhow!("{}: not a list of hooks ({e})", page.at))?;
+            hooks.extend(listed.into_iter().map(|h| Hook {
+                owner: owner.to_string(),
+                id: h.id,
+                url: h.config.and_then(|c| c.url),
+            }));
         }
         Ok(hooks)
     }
@@ -288,28 +314,26 @@ impl GitHub {
         let key = format!("{}/hooks/{}/deliveries", hook.owner, hook.id);
         feeds
             .newest_first(&key, &self.api, first, Paging::Link, operation, |page| {
-                Ok(feed::array(page)?
-                    .iter()
-                    .map(|d| self.delivery(hook, d))
+                Ok(page
+                    .items()?
+                    .into_iter()
+                    .map(|d| {
+                        serde_json::from_str(d.get())
+                            .map_err(|e| format!("not a delivery: {e}"))
+                            .and_then(|d| self.delivery(hook, d))
+                    })
                     .collect())
             })
             .await
     }
 
-    fn delivery(&self, hook: &Hook, d: &Value) -> Result<Item, String> {
-        let id = match d.get("id") {
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err("a delivery without a numeric `id`".into()),
-        };
-        let at = d
-            .get("delivered_at")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("delivery {id}: no `delivered_at`"))?;
-        let time = DateTime::parse_from_rfc3339(at)
-            .map_err(|e| format!("delivery {id}: delivered_at `{at}`: {e}"))?
+    fn delivery(&self, hook: &Hook, d: DeliveryItem<'_>) -> Result<Item, String> {
+        let id = d.id.to_string();
+        let time = DateTime::parse_from_rfc3339(&d.delivered_at)
+            .map_err(|e| format!("delivery {id}: delivered_at `{}`: {e}", d.delivered_at))?
             .timestamp_millis();
-        let status = d.get("status").and_then(Value::as_str).unwrap_or("");
-        let code = d.get("status_code").and_then(Value::as_i64).unwrap_or(0);
+        let status = d.status.as_deref().unwrap_or("");
+        let code = d.status_code.unwrap_or(0);
         let failed = status != "OK" || code == 0 || code >= 400;
         let mut records = Vec::new();
         if failed {
@@ -323,17 +347,15 @@ impl GitHub {
                 }
                 None => (None, None),
             };
-            let event = d.get("event").and_then(Value::as_str);
-            let action = d.get("action").and_then(Value::as_str);
             records.push(
                 WebhookFailure {
                     head: self.head(Dataset::WebhookFailures, DELIVERIES, time, &id, None),
                     webhook_uid: Some(hook.id.to_string()),
                     delivery_uid: Some(id.clone()),
-                    delivery_group: d.get("guid").and_then(Value::as_str).map(str::to_string),
-                    webhook_event: event.map(|e| match action {
+                    delivery_group: d.guid.map(Cow::into_owned),
+                    webhook_event: d.event.map(|e| match d.action {
                         Some(a) => format!("{e}.{a}"),
-                        None => e.to_string(),
+                        None => e.into_owned(),
                     }),
                     dst_hostname,
                     url,
@@ -341,11 +363,8 @@ impl GitHub {
                     error_type: Some(error_type(code, status).into()),
                     error_message: (!status.is_empty()).then(|| status.to_string()),
                     attempt: None,
-                    redelivery: d.get("redelivery").and_then(Value::as_bool),
-                    latency_ms: d
-                        .get("duration")
-                        .and_then(Value::as_f64)
-                        .map(|s| (s * 1000.0).round() as i64),
+                    redelivery: d.redelivery,
+                    latency_ms: d.duration.map(|s| (s * 1000.0).round() as i64),
                 }
                 .into(),
             );
@@ -377,9 +396,14 @@ impl GitHub {
                 Paging::Link,
                 "GET /orgs/{org}/audit-log",
                 |page| {
-                    Ok(feed::array(page)?
-                        .iter()
-                        .map(|e| self.audit_event(e))
+                    Ok(page
+                        .items()?
+                        .into_iter()
+                        .map(|e| {
+                            serde_json::from_str(e.get())
+                                .map_err(|e| format!("not JSON: {e}"))
+                                .and_then(|e: Value| self.audit_event(&e))
+                        })
                         .collect::<Read>())
                 },
             )

@@ -483,6 +483,11 @@ impl SourceSession<'_> {
             }
         }
         crate::failpoint::hit("collect.after_checkpoint");
+        // What the checkpoint forgot, the session forgets too: a long collection's ids would
+        // otherwise pile up in memory.
+        if next.dedup.len() < self.seen.len() {
+            self.seen = next.dedup.iter().map(|(u, _)| *u).collect();
+        }
         self.checkpoint = next;
         Ok(())
     }
