@@ -39,48 +39,116 @@ impl SortKey<'_> {
     }
 }
 
-/// Past this many inputs, segments are merged in rounds through temporary files, so open
-/// files and buffers stay bounded however many segments a week has.
-const MAX_FAN_IN: usize = 64;
+/// `SortKey`, owned: what a segment header says of its first and last records.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Key {
+    dataset: Dataset,
+    vendor: String,
+    tenant: String,
+    time: i64,
+    uid: Uuid,
+}
 
+impl Key {
+    pub fn of(record: &Record) -> Key {
+        let k = SortKey::of(record);
+        Key {
+            dataset: k.dataset,
+            vendor: k.vendor.to_string(),
+            tenant: k.tenant.to_string(),
+            time: k.time,
+            uid: k.uid,
+        }
+    }
+}
+
+/// The range of sort keys a segment holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bounds {
+    pub first: Key,
+    pub last: Key,
+}
+
+/// Past this many inputs, segments are merged in rounds through temporary files, so open
+/// files and buffers stay bounded however many segments a week has. A round costs a whole
+/// extra pass (encode, compress, decode), so the bound is high: an input costs about
+/// 60 KB (its buffer, the decompressor's state and window).
+const MAX_FAN_IN: usize = 256;
+
+/// Decompressed bytes buffered per input.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Reads a chain of segments one after another: their key ranges follow each other, so the
+/// chain is as sorted as one segment.
 struct Reader {
+    chain: std::vec::IntoIter<PathBuf>,
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
     /// The members still to read, when only some are: where each starts, and its length.
     members: std::vec::IntoIter<(u64, u64)>,
     buf: String,
     line: u64,
-    /// `{"<dataset>":` of each dataset wanted, when not all are: the start of their records.
+    /// The datasets wanted, when not all are.
+    wanted: Option<Vec<Dataset>>,
+    /// `{"<dataset>":` of each dataset wanted: the start of their records.
     only: Option<Vec<String>>,
 }
 
 impl Reader {
-    fn open(path: &Path, only: Option<&[Dataset]>) -> Result<Reader> {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let len = file.metadata()?.len();
+    fn open(chain: Vec<PathBuf>, only: Option<&[Dataset]>) -> Result<Reader> {
         let mut reader = Reader {
-            path: path.to_path_buf(),
-            input: Box::new(BufReader::with_capacity(
-                32 * 1024,
-                MultiGzDecoder::new(file),
-            )),
+            chain: chain.into_iter(),
+            path: PathBuf::new(),
+            input: Box::new(std::io::empty()),
             members: Vec::new().into_iter(),
             buf: String::new(),
             line: 0,
+            wanted: only.map(<[Dataset]>::to_vec),
             only: only.map(|ds| ds.iter().map(|d| format!("{{\"{}\":", d.name())).collect()),
         };
-        // The first line is the segment header.
-        reader.read_line()?;
-        if let Some(only) = only
-            && let Some(members) = wanted_members(&reader.buf, only, len)
-        {
-            reader.input = Box::new(std::io::empty());
-            reader.members = members.into_iter();
-        }
+        reader.open_next()?;
         Ok(reader)
     }
 
+    /// Starts on the next segment of the chain; false at its end.
+    fn open_next(&mut self) -> Result<bool> {
+        let Some(path) = self.chain.next() else {
+            return Ok(false);
+        };
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len();
+        self.path = path;
+        self.line = 0;
+        self.members = Vec::new().into_iter();
+        self.input = Box::new(BufReader::with_capacity(
+            READ_BUFFER,
+            MultiGzDecoder::new(file),
+        ));
+        // The first line is the segment header.
+        self.read_line_here()?;
+        if let Some(wanted) = &self.wanted
+            && let Some(members) = wanted_members(&self.buf, wanted, len)
+        {
+            self.input = Box::new(std::io::empty());
+            self.members = members.into_iter();
+        }
+        Ok(true)
+    }
+
+    /// The next line of the chain.
     fn read_line(&mut self) -> Result<bool> {
+        loop {
+            if self.read_line_here()? {
+                return Ok(true);
+            }
+            if !self.open_next()? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// The next line of the current segment.
+    fn read_line_here(&mut self) -> Result<bool> {
         self.buf.clear();
         self.line += 1;
         loop {
@@ -94,7 +162,7 @@ impl Reader {
                 .with_context(|| format!("opening {}", self.path.display()))?;
             file.seek(SeekFrom::Start(offset))?;
             self.input = Box::new(BufReader::with_capacity(
-                32 * 1024,
+                READ_BUFFER,
                 GzDecoder::new(file.take(length)),
             ));
         }
@@ -166,7 +234,7 @@ impl Merge {
     /// being decoded.
     pub fn open_only(paths: &[PathBuf], only: Option<&[Dataset]>, scratch: &Path) -> Result<Merge> {
         let mut rounds = Vec::new();
-        let mut inputs: Vec<PathBuf> = paths.to_vec();
+        let mut inputs = chains(paths)?;
         while inputs.len() > MAX_FAN_IN {
             let mut next = Vec::new();
             for chunk in inputs.chunks(MAX_FAN_IN) {
@@ -175,7 +243,7 @@ impl Merge {
                     .tempfile_in(scratch)?
                     .into_temp_path();
                 Merge::open_direct(chunk, only, Vec::new())?.write_to(&tmp)?;
-                next.push(tmp.to_path_buf());
+                next.push(vec![tmp.to_path_buf()]);
                 rounds.push(tmp);
             }
             inputs = next;
@@ -184,14 +252,14 @@ impl Merge {
     }
 
     fn open_direct(
-        paths: &[PathBuf],
+        chains: &[Vec<PathBuf>],
         only: Option<&[Dataset]>,
         rounds: Vec<tempfile::TempPath>,
     ) -> Result<Merge> {
-        let mut readers = Vec::with_capacity(paths.len());
-        let mut heap = BinaryHeap::with_capacity(paths.len());
-        for (i, path) in paths.iter().enumerate() {
-            let mut reader = Reader::open(path, only)?;
+        let mut readers = Vec::with_capacity(chains.len());
+        let mut heap = BinaryHeap::with_capacity(chains.len());
+        for (i, chain) in chains.iter().enumerate() {
+            let mut reader = Reader::open(chain.clone(), only)?;
             if let Some(record) = reader.next()? {
                 heap.push(Head { record, reader: i });
             }
@@ -255,6 +323,55 @@ impl Merge {
         crate::gz::finish(gz)?.flush()?;
         Ok(())
     }
+}
+
+/// The segments grouped into chains whose key ranges follow each other, so each chain is
+/// read as one sorted input: a collection's segments usually do not overlap (a newest-first
+/// sweep stages ever older pages, a log ever newer lines), and the merge then holds one
+/// reader instead of one per segment. Segments without bounds are inputs of their own.
+fn chains(paths: &[PathBuf]) -> Result<Vec<Vec<PathBuf>>> {
+    let mut bounded = Vec::new();
+    let mut chains: Vec<Vec<PathBuf>> = Vec::new();
+    for path in paths {
+        match read_bounds(path)? {
+            Some(b) => bounded.push((b, path.clone())),
+            None => chains.push(vec![path.clone()]),
+        }
+    }
+    bounded.sort_by(|a, b| a.0.first.cmp(&b.0.first));
+    // Each segment goes after the chain that ends latest before it starts (strictly: a
+    // record staged twice must meet itself in the heap, where it is dropped).
+    let mut ends: Vec<(Key, Vec<PathBuf>)> = Vec::new();
+    for (b, path) in bounded {
+        let best = ends
+            .iter_mut()
+            .filter(|(end, _)| *end < b.first)
+            .max_by(|x, y| x.0.cmp(&y.0));
+        match best {
+            Some((end, chain)) => {
+                *end = b.last;
+                chain.push(path);
+            }
+            None => ends.push((b.last, vec![path])),
+        }
+    }
+    chains.extend(ends.into_iter().map(|(_, chain)| chain));
+    Ok(chains)
+}
+
+/// A segment's bounds, from its header line.
+fn read_bounds(path: &Path) -> Result<Option<Bounds>> {
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        #[serde(default)]
+        bounds: Option<Bounds>,
+    }
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut line = String::new();
+    BufReader::with_capacity(4096, GzDecoder::new(file)).read_line(&mut line)?;
+    Ok(serde_json::from_str::<Listed>(&line)
+        .ok()
+        .and_then(|l| l.bounds))
 }
 
 /// Where the members of the datasets in `only` are in a segment of `len` bytes, from its
@@ -327,5 +444,62 @@ mod tests {
             text.starts_with(&format!("{{\"{}\":", Dataset::RateLimitEvents.name())),
             "{text}"
         );
+    }
+
+    fn event(time: i64, n: u128) -> Record {
+        RateLimitEvent {
+            head: Header {
+                time,
+                event_uid: Uuid::from_u128(n),
+                vendor: "v".into(),
+                tenant: "t".into(),
+                environment: "prod".into(),
+                source: "s".into(),
+                source_event_uid: None,
+                credential: None,
+            },
+            ..Default::default()
+        }
+        .into()
+    }
+
+    fn segment(dir: &Path, n: u64, records: &[Record]) -> PathBuf {
+        let path = dir.join(format!("{n}.gz"));
+        let bytes = super::super::encode_segment("s", n, chrono::Utc::now(), records, (0, vec![]))
+            .expect("encode");
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    /// Segments whose ranges follow each other are read as one input; overlapping ones are
+    /// merged; the output is the same sorted, deduplicated stream either way.
+    #[test]
+    fn segments_that_follow_each_other_are_chained() {
+        let dir = tempfile::tempdir().expect("dir");
+        let a: Vec<Record> = (1..=10).map(|t| event(t, t as u128)).collect();
+        let b: Vec<Record> = (11..=20).map(|t| event(t, t as u128)).collect();
+        // Overlaps both, and holds a record of `a` again.
+        let mut c: Vec<Record> = (5..=15).map(|t| event(t, 1000 + t as u128)).collect();
+        c.push(event(7, 7));
+        let (pa, pb, pc) = (
+            segment(dir.path(), 1, &a),
+            segment(dir.path(), 2, &b),
+            segment(dir.path(), 3, &c),
+        );
+        let paths = vec![pb.clone(), pc.clone(), pa.clone()];
+        assert_eq!(
+            chains(&paths).expect("chains"),
+            vec![vec![pa, pb], vec![pc]]
+        );
+
+        let mut merge = Merge::open(&paths, dir.path()).expect("merge");
+        let mut out = Vec::new();
+        while let Some(r) = merge.next_record().expect("next") {
+            out.push((r.head().time, r.head().event_uid.as_u128()));
+        }
+        let mut want: Vec<(i64, u128)> = (1..=20).map(|t| (t, t as u128)).collect();
+        want.extend((5..=15).map(|t| (t, 1000 + t as u128)));
+        want.sort();
+        assert_eq!(out, want);
     }
 }

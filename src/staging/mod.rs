@@ -15,7 +15,7 @@
 
 mod merge;
 
-pub use merge::{Merge, SortKey};
+pub use merge::{Bounds, Key, Merge, SortKey};
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -77,6 +77,11 @@ pub struct SegmentHeader {
     /// segments written before members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<Member>>,
+    /// The sort keys of the first and last records, so a merge can read segments whose
+    /// ranges do not overlap one after another instead of side by side; absent in segments
+    /// written before bounds, and in empty ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounds: Option<Bounds>,
 }
 
 /// Where a dataset's records are in a segment: `offset` counts from the end of the header's
@@ -542,6 +547,13 @@ fn encode_segment(
         malformed,
         malformed_examples,
         members: Some(members),
+        bounds: match (records.first(), records.last()) {
+            (Some(first), Some(last)) => Some(Bounds {
+                first: Key::of(first),
+                last: Key::of(last),
+            }),
+            _ => None,
+        },
     };
     let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
     serde_json::to_writer(&mut gz, &header)?;
