@@ -92,6 +92,18 @@ pub fn check_url(url: &Url) -> Result<(), String> {
     }
 }
 
+/// A next-page link must stay where the first page was: the credential goes with it.
+pub fn same_origin(current: &Url, next: &Url) -> Result<(), String> {
+    if current.origin() == next.origin() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the next-page link leads to another origin ({}); not followed, since the token would go with it",
+            redacted_origin(next)
+        ))
+    }
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
@@ -120,6 +132,28 @@ mod tests {
         assert!(!ok("http://api.github.com/x"));
         assert!(!ok("http://10.0.0.1/x"));
         assert!(!ok("ftp://127.0.0.1/x"));
+    }
+
+    #[test]
+    fn next_links_stay_on_their_origin() {
+        let u = |s: &str| Url::parse(s).expect("url");
+        let first = u("https://api.github.com/orgs/acme/hooks/1/deliveries?per_page=100");
+        assert!(
+            same_origin(
+                &first,
+                &u("https://api.github.com/orgs/acme/hooks/1/deliveries?cursor=v1_9")
+            )
+            .is_ok()
+        );
+        assert!(
+            same_origin(
+                &first,
+                &u("https://evil.example/orgs/acme/hooks/1/deliveries")
+            )
+            .is_err()
+        );
+        assert!(same_origin(&first, &u("http://api.github.com/x")).is_err());
+        assert!(same_origin(&first, &u("https://api.github.com:8443/x")).is_err());
     }
 
     #[test]

@@ -477,7 +477,8 @@ impl Pages<'_> {
         self.fetched += 1;
         let next = self.paging.next(&url, &response.headers, &response.body);
         if let Some(n) = &next {
-            client::check_url(n).map_err(ConfigError)?;
+            // The token goes with every page: a next link to another origin is refused.
+            client::same_origin(&url, n).map_err(|e| anyhow!("{}: {e}", self.api.what(&url)))?;
         }
         self.next = next.clone();
         Ok(Some(Page {
