@@ -106,6 +106,22 @@ fn by_uid(rows: &[(String, Row)], column: &str) -> BTreeMap<String, Row> {
     out
 }
 
+/// The fake with org hook 1 and `n` deliveries (`deliveries`) ending 28 hours before
+/// `t0()`, which is returned with the ids of the failed ones.
+fn one_hook(n: i64) -> (FakeGitHub, DateTime<Utc>, BTreeSet<String>) {
+    let gh = fake();
+    gh.add_org_hook("acme", 1);
+    let t = t0();
+    let failed = deliveries(&gh, 1, 3, n, t - chrono::Duration::hours(28));
+    (gh, t, failed)
+}
+
+/// Each of `want` (delivery ids) exported once, and nothing else.
+fn assert_failures_exported_once(s: &Setup, want: &BTreeSet<String>) {
+    let all = by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
+    assert_eq!(&all.keys().cloned().collect::<BTreeSet<_>>(), want);
+}
+
 /// `n` deliveries on hook `hook`, one a minute back from `newest`, ids from `first_id` up;
 /// every third failed.
 fn deliveries(
@@ -256,23 +272,19 @@ fn deliveries_and_audit_log_become_rows_once() {
             .count(),
         1
     );
-    by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
     by_uid(&rows(&s.out(), "changes"), "source_event_uid");
-    assert_eq!(rows(&s.out(), "webhook_failures").len(), failed.len());
+    assert_failures_exported_once(&s, &failed);
 
     // New deliveries on top: exported once, next to the old ones.
-    let new = deliveries(&gh, 1, 2000, 30, t + chrono::Duration::hours(1));
+    let mut all = failed;
+    all.extend(deliveries(&gh, 1, 2000, 30, t + chrono::Duration::hours(1)));
     run_at(&s, t + chrono::Duration::days(2)).assert_code(0);
-    let all = by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
-    assert_eq!(all.len(), failed.len() + new.len());
+    assert_failures_exported_once(&s, &all);
 }
 
 #[test]
 fn a_sweep_cut_short_resumes_where_it_stopped() {
-    let gh = fake();
-    gh.add_org_hook("acme", 1);
-    let t = t0();
-    let failed = deliveries(&gh, 1, 3, 600, t - chrono::Duration::hours(28));
+    let (gh, t, failed) = one_hook(600);
     let s = setup(&gh, "max_attempts = 2");
     // Pages 1 and 2 of 6 come back, then the server fails.
     gh.fail_path_after("/hooks/1/deliveries", 2, 500);
@@ -317,18 +329,14 @@ fn a_sweep_cut_short_resumes_where_it_stopped() {
         5,
         "4 pages to finish the sweep, 1 for the new top: {pages:?}"
     );
-    let all = by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
     let mut want = failed;
     want.extend(top);
-    assert_eq!(all.keys().cloned().collect::<BTreeSet<_>>(), want);
+    assert_failures_exported_once(&s, &want);
 }
 
 #[test]
 fn retries_server_errors_limits_slow_and_truncated_answers() {
-    let gh = fake();
-    gh.add_org_hook("acme", 1);
-    let t = t0();
-    let failed = deliveries(&gh, 1, 3, 300, t - chrono::Duration::hours(28));
+    let (gh, t, failed) = one_hook(300);
     let s = setup(&gh, "timeout = \"1s\"");
     gh.fail_next(2, 502);
     gh.secondary_limit_next(1, 1);
@@ -337,16 +345,12 @@ fn retries_server_errors_limits_slow_and_truncated_answers() {
     let r = run_at(&s, t);
     r.assert_code(0);
     assert!(r.stdout.contains("retries"), "{}", r.stdout);
-    let all = by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
-    assert_eq!(all.keys().cloned().collect::<BTreeSet<_>>(), failed);
+    assert_failures_exported_once(&s, &failed);
 }
 
 #[test]
 fn pacing_keeps_within_the_budget_share_with_no_429() {
-    let gh = fake();
-    gh.add_org_hook("acme", 1);
-    let t = t0();
-    deliveries(&gh, 1, 3, 1400, t - chrono::Duration::hours(28));
+    let (gh, t, _) = one_hook(1400);
     let window = Duration::from_secs(2);
     // 30 a window, a quarter of it for scopetrail: at most 7 requests per window for 17.
     gh.set_rate_limit(30, window);
@@ -399,16 +403,12 @@ fn max_pages_splits_a_sweep_across_runs_and_the_mark_moves_only_at_its_end() {
     assert!(requests[1][0].contains("cursor=") && requests[2][0].contains("cursor="));
     assert!(!requests[2][1].contains("cursor="), "{requests:?}");
     run_at(&s, t + chrono::Duration::days(3)).assert_code(0);
-    let all = by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
-    assert_eq!(all.keys().cloned().collect::<BTreeSet<_>>(), failed);
+    assert_failures_exported_once(&s, &failed);
 }
 
 #[test]
 fn a_wait_past_the_deadline_ends_the_source_for_this_run() {
-    let gh = fake();
-    gh.add_org_hook("acme", 1);
-    let t = t0();
-    deliveries(&gh, 1, 3, 10, t - chrono::Duration::hours(28));
+    let (gh, t, _) = one_hook(10);
     let s = setup(&gh, "deadline = \"2s\"");
     gh.secondary_limit_next(1, 600);
     let r = run_at(&s, t);
@@ -425,10 +425,7 @@ fn a_wait_past_the_deadline_ends_the_source_for_this_run() {
 
 #[test]
 fn a_cursor_that_does_not_advance_stops_that_list_only() {
-    let gh = fake();
-    gh.add_org_hook("acme", 1);
-    let t = t0();
-    deliveries(&gh, 1, 3, 300, t - chrono::Duration::hours(28));
+    let (gh, t, _) = one_hook(300);
     audit(&gh, t - chrono::Duration::hours(28));
     gh.repeat_cursor("/hooks/1/deliveries");
     let s = setup(&gh, "");
@@ -445,10 +442,7 @@ fn a_cursor_that_does_not_advance_stops_that_list_only() {
 
 #[test]
 fn a_missing_scope_or_a_bad_token_is_named_in_one_line() {
-    let gh = fake();
-    gh.add_org_hook("acme", 1);
-    let t = t0();
-    deliveries(&gh, 1, 3, 10, t - chrono::Duration::hours(28));
+    let (gh, t, _) = one_hook(10);
     audit(&gh, t - chrono::Duration::hours(28));
     gh.set_granted_scopes(&["read:audit_log"]);
     let s = setup(&gh, "");
@@ -513,10 +507,7 @@ fn assert_no_secret(dir: &Path, runs: &[&Run]) {
 
 #[test]
 fn the_token_never_reaches_a_file_or_a_log() {
-    let gh = fake();
-    gh.add_org_hook("acme", 1);
-    let t = t0();
-    deliveries(&gh, 1, 3, 120, t - chrono::Duration::hours(28));
+    let (gh, t, _) = one_hook(120);
     audit(&gh, t - chrono::Duration::hours(28));
     let s = setup(&gh, "");
     gh.fail_next(1, 503);

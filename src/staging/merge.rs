@@ -424,21 +424,7 @@ mod tests {
     /// `open_only` passes records over by their first key, which must be the dataset's name.
     #[test]
     fn staged_records_start_with_their_dataset_name() {
-        let head = Header {
-            time: 0,
-            event_uid: Uuid::nil(),
-            vendor: "v".into(),
-            tenant: "t".into(),
-            environment: "prod".into(),
-            source: "s".into(),
-            source_event_uid: None,
-            credential: None,
-        };
-        let record: Record = RateLimitEvent {
-            head,
-            ..Default::default()
-        }
-        .into();
+        let record = event(0, 0);
         let text = serde_json::to_string(&record).unwrap_or_default();
         assert!(
             text.starts_with(&format!("{{\"{}\":", Dataset::RateLimitEvents.name())),
