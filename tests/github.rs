@@ -205,6 +205,17 @@ fn deliveries_and_audit_log_become_rows_once() {
     assert_eq!(timeout["source"], "github.webhook_deliveries");
     assert_eq!(timeout["source_event_uid"], "1002");
     assert_eq!(timeout["latency_ms"], "10000");
+    let origin = scopetrail::model::uid::Origin {
+        dataset: scopetrail::model::Dataset::WebhookFailures,
+        vendor: "github",
+        tenant: "acme-github",
+        environment: "prod",
+        source: "github.webhook_deliveries",
+    };
+    assert_eq!(
+        timeout["event_uid"],
+        origin.event_uid("1002", None).to_string()
+    );
     let bad_gateway = &failures["1004"];
     assert_eq!(
         (
@@ -438,6 +449,19 @@ fn a_cursor_that_does_not_advance_stops_that_list_only() {
         3,
         "the audit log was still read"
     );
+    // The next run gives up the stuck sweep and reads the top again, so newer deliveries
+    // are not held up behind the page that never comes.
+    let before = gh.requests().len();
+    let again = run_at(&s, t + chrono::Duration::days(1));
+    assert_ne!(again.code, 0);
+    let tops = gh.requests()[before..]
+        .iter()
+        .filter(|r| {
+            r.path_and_query.contains("/hooks/1/deliveries")
+                && !r.path_and_query.contains("cursor=")
+        })
+        .count();
+    assert_eq!(tops, 1, "{}", again.stderr);
 }
 
 #[test]

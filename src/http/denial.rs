@@ -206,6 +206,10 @@ mod tests {
             e.line,
             "github GET /orgs/acme/hooks: 401: the token is expired, revoked or invalid (Bad credentials); replace the credential's token"
         );
+        // A revoked token has no scopes to list: GitHub's 401 names only what the call accepts.
+        let h = headers(&[("x-accepted-oauth-scopes", "admin:org_hook")]);
+        let e = explain("x", 401, &h, br#"{"message":"Bad credentials"}"#);
+        assert_eq!(e.cause, Cause::ExpiredOrInvalid);
         let e = explain(
             "x",
             403,

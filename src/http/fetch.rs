@@ -181,6 +181,14 @@ impl Api {
         std::mem::take(&mut *self.own.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    pub fn has_own(&self) -> bool {
+        !self
+            .own
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     pub fn stats(&self) -> Stats {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -209,6 +217,13 @@ impl Api {
         let mut attempts = 0u32;
         loop {
             self.pace(&what).await?;
+            // Slow answers count too: a run that is past its deadline makes no new calls.
+            if tokio::time::Instant::now() >= self.engine.deadline {
+                return Err(Temporary(format!(
+                    "{what}: the run's deadline ([http] deadline) has passed; the next run goes on from here"
+                ))
+                .into());
+            }
             attempts += 1;
             self.bump(|s| s.requests += 1);
             let mut request = self.engine.client.get(url.clone());
@@ -314,8 +329,11 @@ impl Api {
     }
 
     async fn sleep(&self, wait: Duration, what: &str, why: &str) -> Result<()> {
-        let until = tokio::time::Instant::now() + wait;
-        if until > self.engine.deadline {
+        let left = self
+            .engine
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if wait > left {
             return Err(Temporary(format!(
                 "{what}: {why}; waiting {}s more would pass the run's deadline ([http] deadline), the next run goes on from here",
                 wait.as_secs()
@@ -323,7 +341,7 @@ impl Api {
             .into());
         }
         tokio::select! {
-            _ = tokio::time::sleep_until(until) => Ok(()),
+            _ = tokio::time::sleep(wait) => Ok(()),
             _ = self.engine.cancel.cancelled() => Err(Interrupted.into()),
         }
     }

@@ -104,19 +104,28 @@ impl Pacer {
         };
         let limit = number("x-ratelimit-limit", "x-rate-limit-limit");
         let remaining = number("x-ratelimit-remaining", "x-rate-limit-remaining");
-        let reset = reset_at(headers).map(|r| match r {
-            Reset::At(t) => t,
-            Reset::In(d) => now + d,
+        let reset = reset_at(headers).and_then(|r| match r {
+            Reset::At(t) => Some(t),
+            Reset::In(d) => now.checked_add(d),
         });
         let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
         let b = budgets.entry(key.to_string()).or_default();
         if let Some(reset) = reset {
             // Another window than the one counted: what was counted belongs to the old one,
-            // except this answer's own request.
-            if b.reset.is_some_and(|r| r != reset) {
-                b.ours = 1;
+            // except this answer's own request. A reset given as "seconds from now" moves a
+            // little with every answer: only a jump of more than two seconds is a new window.
+            let moved = |r: SystemTime| {
+                let gap = r.duration_since(reset).unwrap_or_else(|e| e.duration());
+                gap > Duration::from_secs(2)
+            };
+            match b.reset {
+                Some(r) if !moved(r) => {}
+                Some(_) => {
+                    b.ours = 1;
+                    b.reset = Some(reset);
+                }
+                None => b.reset = Some(reset),
             }
-            b.reset = Some(reset);
         }
         if limit.is_some() {
             b.limit = limit;
@@ -188,6 +197,34 @@ mod tests {
             }
             Pace::Go => panic!("must not call under the reserve"),
         }
+    }
+
+    #[test]
+    fn relative_resets_keep_one_window() {
+        let pacer = Pacer::new(0.1, 0.2);
+        let t0 = UNIX_EPOCH + Duration::from_secs(T0);
+        let mut sent = 0u64;
+        let mut now = t0;
+        // Okta style: X-Rate-Limit-Reset as seconds from now, shrinking as time goes.
+        while let Pace::Go = pacer.before("okta/app", now) {
+            sent += 1;
+            let left = 60 - now.duration_since(t0).map_or(0, |d| d.as_secs());
+            let mut h = HeaderMap::new();
+            for (k, v) in [
+                ("x-rate-limit-limit", 100),
+                ("x-rate-limit-remaining", 100 - sent),
+                ("x-rate-limit-reset", left),
+            ] {
+                h.insert(
+                    HeaderName::from_static(k),
+                    HeaderValue::from_str(&v.to_string()).expect("value"),
+                );
+            }
+            pacer.after("okta/app", &h, now);
+            now += Duration::from_millis(700);
+            assert!(sent <= 10, "went past the share");
+        }
+        assert_eq!(sent, 10);
     }
 
     #[test]

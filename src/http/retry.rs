@@ -48,11 +48,13 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) 
     let rate_wait = told.or_else(|| exhausted.then(|| reset_wait(headers, now)).flatten());
     match status {
         200..=299 => Answer::Ok,
+        403 | 429 if rate_wait.is_none() && contains_ignore_case(body, SECONDARY_LIMIT) => {
+            Answer::RateLimited {
+                wait: Some(SECONDARY_LIMIT_MIN_WAIT),
+            }
+        }
         429 => Answer::RateLimited { wait: rate_wait },
         403 if told.is_some() || exhausted => Answer::RateLimited { wait: rate_wait },
-        403 if contains_ignore_case(body, SECONDARY_LIMIT) => Answer::RateLimited {
-            wait: Some(SECONDARY_LIMIT_MIN_WAIT),
-        },
         401 | 403 => Answer::Denied,
         408 | 500 | 502 | 503 | 504 => Answer::Transient { wait: told },
         _ if should_retry == Some("true") => Answer::Transient { wait: told },
@@ -91,15 +93,13 @@ pub fn reset_at(headers: &HeaderMap) -> Option<Reset> {
     let value = header(headers, "x-ratelimit-reset")
         .or_else(|| header(headers, "x-rate-limit-reset"))?
         .trim();
-    let n: f64 = value
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let n: f64 = value.parse().ok()?;
+    let d = Duration::try_from_secs_f64(n).ok()?;
     // Epoch seconds are past 10^9 since 2001; anything smaller is a delay.
     Some(if n >= 1e9 {
-        Reset::At(UNIX_EPOCH + Duration::from_secs_f64(n))
+        Reset::At(UNIX_EPOCH.checked_add(d)?)
     } else {
-        Reset::In(Duration::from_secs_f64(n))
+        Reset::In(d)
     })
 }
 
@@ -188,6 +188,27 @@ mod tests {
             classify(403, &h, b"{\"message\":\"Forbidden\"}", now()),
             Answer::Denied
         );
+    }
+
+    #[test]
+    fn secondary_limit_on_a_429_waits_a_minute() {
+        let body = br#"{"message":"You have exceeded a secondary rate limit."}"#;
+        let h = headers(&[("x-ratelimit-remaining", "4000")]);
+        assert_eq!(
+            classify(429, &h, body, now()),
+            Answer::RateLimited {
+                wait: Some(SECONDARY_LIMIT_MIN_WAIT)
+            }
+        );
+    }
+
+    #[test]
+    fn absurd_resets_are_ignored() {
+        for v in ["1e20", "1e300", "-5", "NaN", "inf"] {
+            let h = headers(&[("x-ratelimit-reset", v), ("x-ratelimit-remaining", "0")]);
+            assert_eq!(reset_wait(&h, now()), None, "{v}");
+            let _ = classify(429, &h, b"", now());
+        }
     }
 
     #[test]

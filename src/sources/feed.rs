@@ -9,11 +9,11 @@
 //!   got there. An interrupted sweep is remembered (its top and the next page's URL): the
 //!   next run finishes it first, then sweeps again from the top.
 //!
-//! Items read again in the overlap are dropped by their `event_uid` at staging; the boundary
-//! ids (the items at exactly the mark's time) are skipped here as well, so a rerun long after
-//! the dedup set forgot them stages nothing twice.
+//! Items read again in the overlap are skipped by the ids the mark keeps of its last
+//! `rescan_overlap`, so a rerun long after the source's dedup set forgot them stages nothing
+//! twice; the dedup set drops anything else read twice within its horizon.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, anyhow};
 use serde::{Deserialize, Serialize};
@@ -27,39 +27,42 @@ use crate::staging::SourceSession;
 const BATCH_RECORDS: usize = 5_000;
 const BATCH_PAGES: usize = 100;
 
-/// The newest item time read, and the ids of the items at exactly that time.
+/// The newest item time read, and the (time, id) of every item within the re-scan overlap
+/// of it: a re-read of the overlap skips these, so nothing is staged twice however long ago
+/// the last run was (the source's dedup set only covers a recent horizon).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Mark {
     pub time_ms: i64,
-    pub ids: Vec<String>,
+    pub recent: BTreeSet<(i64, String)>,
 }
 
 impl Mark {
-    fn include(mark: &mut Option<Mark>, time_ms: i64, id: &str) {
-        match mark {
-            Some(m) if m.time_ms > time_ms => {}
-            Some(m) if m.time_ms == time_ms => {
-                if !m.ids.iter().any(|i| i == id) {
-                    m.ids.push(id.to_string());
-                }
-            }
-            _ => {
-                *mark = Some(Mark {
-                    time_ms,
-                    ids: vec![id.to_string()],
-                })
-            }
+    fn include(mark: &mut Option<Mark>, time_ms: i64, id: &str, overlap_ms: i64) {
+        let m = mark.get_or_insert_with(|| Mark {
+            time_ms,
+            recent: BTreeSet::new(),
+        });
+        if time_ms > m.time_ms {
+            m.time_ms = time_ms;
+            let oldest = time_ms - overlap_ms;
+            m.recent = m.recent.split_off(&(oldest, String::new()));
+        }
+        if time_ms >= m.time_ms - overlap_ms {
+            m.recent.insert((time_ms, id.to_string()));
         }
     }
 
-    fn merge(into: &mut Option<Mark>, other: &Mark) {
-        for id in &other.ids {
-            Mark::include(into, other.time_ms, id);
+    fn merge(into: &mut Option<Mark>, other: &Mark, overlap_ms: i64) {
+        for (time_ms, id) in &other.recent {
+            Mark::include(into, *time_ms, id, overlap_ms);
         }
     }
 
     fn holds(mark: Option<&Mark>, time_ms: i64, id: &str) -> bool {
-        mark.is_some_and(|m| m.time_ms == time_ms && m.ids.iter().any(|i| i == id))
+        mark.is_some_and(|m| {
+            time_ms >= m.recent.first().map_or(m.time_ms, |f| f.0)
+                && m.recent.contains(&(time_ms, id.to_string()))
+        })
     }
 }
 
@@ -107,6 +110,12 @@ pub struct Feeds<'s, 'a> {
     overlap_ms: i64,
     /// Where a feed read for the first time starts.
     first_floor_ms: i64,
+    /// Items later than this are not believed (a clock of the vendor's far ahead would
+    /// otherwise move a mark past every real item).
+    latest_ms: i64,
+    /// Set when staging failed: the session's state is then unknown, so nothing more is
+    /// staged in this collection (the next run starts from the last committed checkpoint).
+    broken: bool,
 }
 
 impl<'s, 'a> Feeds<'s, 'a> {
@@ -122,6 +131,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
             })?,
         };
         let first_floor_ms = (session.now() - initial_lookback).timestamp_millis();
+        let latest_ms = (session.now() + chrono::Duration::days(1)).timestamp_millis();
         Ok(Feeds {
             session,
             cursors,
@@ -129,6 +139,8 @@ impl<'s, 'a> Feeds<'s, 'a> {
             pages_since_save: 0,
             overlap_ms: overlap.num_milliseconds(),
             first_floor_ms,
+            latest_ms,
+            broken: false,
         })
     }
 
@@ -156,6 +168,9 @@ impl<'s, 'a> Feeds<'s, 'a> {
         operation: &str,
         read: impl Fn(&Page) -> Result<Read>,
     ) -> Result<()> {
+        if self.broken {
+            return self.save(api).await;
+        }
         let since = self.since_ms(key);
         let mut pages = api.pages(first, paging, operation);
         loop {
@@ -170,7 +185,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
                 if item.time_ms < since || Mark::holds(high.as_ref(), item.time_ms, &item.id) {
                     continue;
                 }
-                Mark::include(&mut mark, item.time_ms, &item.id);
+                Mark::include(&mut mark, item.time_ms, &item.id, self.overlap_ms);
                 self.pending.extend(item.records);
             }
             self.cursor(key).high = mark;
@@ -199,11 +214,18 @@ impl<'s, 'a> Feeds<'s, 'a> {
         operation: &str,
         read: impl Fn(&Page) -> Result<Read>,
     ) -> Result<()> {
+        if self.broken {
+            return self.save(api).await;
+        }
         if let Some(sweep) = self.cursor(key).sweep.clone() {
-            match Url::parse(&sweep.next) {
-                Ok(next) => {
+            // A resume URL from another origin (api_url changed) would take the token there.
+            let next = Url::parse(&sweep.next)
+                .ok()
+                .filter(|n| crate::http::client::same_origin(&first, n).is_ok());
+            match next {
+                Some(next) => {
                     let floor = sweep.floor_ms.unwrap_or_else(|| self.since_ms(key));
-                    let done = self
+                    let resumed = self
                         .sweep(
                             key,
                             api,
@@ -213,12 +235,21 @@ impl<'s, 'a> Feeds<'s, 'a> {
                             &read,
                             (Some(sweep.top), floor),
                         )
-                        .await?;
-                    if !done {
-                        return self.save(api).await;
+                        .await;
+                    match resumed {
+                        Ok(true) => {}
+                        Ok(false) => return self.save(api).await,
+                        // Worth the same try next run; staging failures end the collection.
+                        Err(e) if crate::error::is_temporary(&e) || self.broken => return Err(e),
+                        // A page that will never come (a cursor that no longer works or
+                        // does not advance) must not block the newer deliveries above it.
+                        Err(e) => {
+                            tracing::warn!(feed = key, error = %format!("{e:#}"), "giving up the interrupted sweep; sweeping again from the top");
+                            self.cursor(key).sweep = None;
+                        }
                     }
                 }
-                Err(_) => self.cursor(key).sweep = None,
+                None => self.cursor(key).sweep = None,
             }
         }
         let floor = self.since_ms(key);
@@ -254,7 +285,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
                     reached_floor = true;
                     continue;
                 }
-                Mark::include(&mut top, item.time_ms, &item.id);
+                Mark::include(&mut top, item.time_ms, &item.id, self.overlap_ms);
                 if Mark::holds(high.as_ref(), item.time_ms, &item.id) {
                     continue;
                 }
@@ -281,10 +312,11 @@ impl<'s, 'a> Feeds<'s, 'a> {
             );
             return Ok(false);
         }
+        let overlap_ms = self.overlap_ms;
         let cursor = self.cursor(key);
         cursor.sweep = None;
         if let Some(top) = &top {
-            Mark::merge(&mut cursor.high, top);
+            Mark::merge(&mut cursor.high, top, overlap_ms);
         }
         Ok(true)
     }
@@ -297,6 +329,15 @@ impl<'s, 'a> Feeds<'s, 'a> {
         let mut items = Vec::new();
         for (i, item) in read(page)?.into_iter().enumerate() {
             match item {
+                Ok(item) if !(0..=self.latest_ms).contains(&item.time_ms) => {
+                    self.session.malformed(
+                        &format!("{} item {}", page.at, i + 1),
+                        &format!(
+                            "impossible time {} (epoch ms): before 1970 or more than a day ahead",
+                            item.time_ms
+                        ),
+                    )
+                }
                 Ok(item) => items.push(item),
                 Err(reason) => self
                     .session
@@ -317,27 +358,59 @@ impl<'s, 'a> Feeds<'s, 'a> {
     /// Keeps what was read before a failure, then reports it.
     async fn fail(&mut self, api: &Api, e: anyhow::Error) -> Result<()> {
         if let Err(save) = self.save(api).await {
-            tracing::error!(error = %format!("{save:#}"), "could not stage what was read before a failure");
+            tracing::error!(error = %format!("{e:#}"), "reading failed, and so did staging what was read before");
+            return Err(save);
         }
         Err(e)
     }
 
     /// Stages what is pending (and scopetrail's own rows) with the cursors that follow it.
     pub async fn save(&mut self, api: &Api) -> Result<()> {
+        if self.broken {
+            return Err(anyhow!(
+                "staging failed earlier in this collection; the next run goes on from the last committed checkpoint"
+            ));
+        }
         let mut records = std::mem::take(&mut self.pending);
         records.extend(api.take_own());
         self.pages_since_save = 0;
-        // The next read of each feed goes back to its mark (or an unfinished sweep's top)
-        // minus the overlap: what was staged since must stay recognizable.
-        let keep = self
-            .cursors
-            .feeds
-            .values()
-            .flat_map(|c| c.high.iter().chain(c.sweep.iter().map(|s| &s.top)))
-            .map(|m| m.time_ms - self.overlap_ms)
-            .min();
-        self.session.keep_seen_since(keep);
         let cursor = serde_json::to_value(&self.cursors)?;
-        self.session.save(records, cursor).await
+        let saved = self.session.save(records, cursor).await;
+        self.broken = saved.is_err();
+        saved
+    }
+
+    /// True once staging failed in this collection.
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Forgets the feeds under `prefix` other than `keep` (hooks no longer listed).
+    pub fn retain(&mut self, prefix: &str, keep: &[String]) {
+        self.cursors
+            .feeds
+            .retain(|k, _| !k.starts_with(prefix) || keep.iter().any(|x| x == k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mark;
+
+    #[test]
+    fn a_mark_keeps_the_ids_of_its_overlap() {
+        let mut mark = None;
+        for (t, id) in [(5000, "a"), (4500, "b"), (3000, "c"), (5000, "e")] {
+            Mark::include(&mut mark, t, id, 1000);
+        }
+        let m = mark.clone().expect("mark");
+        assert_eq!(m.time_ms, 5000);
+        assert!(Mark::holds(Some(&m), 4500, "b") && Mark::holds(Some(&m), 5000, "e"));
+        assert!(!Mark::holds(Some(&m), 3000, "c"), "older than the overlap");
+        assert!(!Mark::holds(Some(&m), 4500, "x"));
+        Mark::include(&mut mark, 7000, "d", 1000);
+        let m = mark.expect("mark");
+        assert_eq!(m.recent.len(), 1, "{m:?}");
+        assert!(Mark::holds(Some(&m), 7000, "d") && !Mark::holds(Some(&m), 5000, "a"));
     }
 }

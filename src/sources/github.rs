@@ -170,6 +170,13 @@ struct Hook {
     url: Option<String>,
 }
 
+impl Hook {
+    /// Its feed's key in the source's cursor.
+    fn feed(&self) -> String {
+        format!("{}/hooks/{}/deliveries", self.owner, self.id)
+    }
+}
+
 pub struct GitHub {
     org: Option<String>,
     repos: Vec<String>,
@@ -311,7 +318,7 @@ impl GitHub {
         } else {
             "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
         };
-        let key = format!("{}/hooks/{}/deliveries", hook.owner, hook.id);
+        let key = hook.feed();
         feeds
             .newest_first(&key, &self.api, first, Paging::Link, operation, |page| {
                 Ok(page
@@ -378,9 +385,10 @@ impl GitHub {
 
     async fn collect_audit(&self, feeds: &mut Feeds<'_, '_>, org: &str) -> Result<()> {
         let key = format!("orgs/{org}/audit-log");
-        let since = crate::model::rfc3339_ms(feeds.since_ms(&key));
         // Whole seconds: the search syntax has no milliseconds.
-        let since = format!("{}Z", &since[..19]);
+        let since = crate::model::to_datetime(feeds.since_ms(&key))
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .ok_or_else(|| anyhow!("audit log of {org}: its mark is not a time"))?;
         let mut first = self.api.url(&format!("/orgs/{org}/audit-log"))?;
         first
             .query_pairs_mut()
@@ -579,8 +587,10 @@ impl Source for GitHub {
             for owner in owners {
                 match self.hooks(&owner).await {
                     Ok(hooks) => {
+                        let listed: Vec<String> = hooks.iter().map(Hook::feed).collect();
+                        feeds.retain(&format!("{owner}/hooks/"), &listed);
                         for hook in &hooks {
-                            if feeds.session().cancelled() {
+                            if feeds.session().cancelled() || feeds.broken() {
                                 break;
                             }
                             if let Err(e) = self.collect_hook(&mut feeds, hook).await {
@@ -598,7 +608,14 @@ impl Source for GitHub {
         if self.audit
             && let Some(org) = &self.org
             && !feeds.session().cancelled()
+            && !feeds.broken()
             && let Err(e) = self.collect_audit(&mut feeds, org).await
+        {
+            failures.push(e);
+        }
+        // scopetrail's own rows of calls after the last save (a hook listing refused).
+        if self.api.has_own()
+            && let Err(e) = feeds.save(&self.api).await
         {
             failures.push(e);
         }

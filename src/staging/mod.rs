@@ -271,7 +271,6 @@ impl Staging {
             run,
             stats: CollectStats::default(),
             pending_malformed: (0, Vec::new()),
-            keep_since: None,
         })
     }
 }
@@ -320,8 +319,6 @@ pub struct SourceSession<'a> {
     stats: CollectStats,
     /// Malformed inputs not yet written into a segment header.
     pending_malformed: (u64, Vec<String>),
-    /// Event ids at or after this time stay in the dedup set even past the horizon.
-    keep_since: Option<i64>,
 }
 
 impl SourceSession<'_> {
@@ -350,16 +347,8 @@ impl SourceSession<'_> {
         *self.stats.counters.entry(counter.to_string()).or_default() += n;
     }
 
-    /// Keeps the ids of events at or after `ms` in the dedup set, whatever the horizon: a
-    /// source that re-reads from its own mark (minus an overlap) needs them however long ago
-    /// it last ran.
-    pub fn keep_seen_since(&mut self, ms: Option<i64>) {
-        self.keep_since = ms;
-    }
-
     fn dedup_floor(&self) -> i64 {
-        let horizon = (self.run.now - self.run.dedup_horizon).timestamp_millis();
-        self.keep_since.map_or(horizon, |k| k.min(horizon))
+        (self.run.now - self.run.dedup_horizon).timestamp_millis()
     }
 
     /// Bad input is counted and reported with where it was; it never stops the collection.
