@@ -192,8 +192,10 @@ impl Reader {
     }
 }
 
+/// Boxed: the heap moves its entries at every push and pop, and a record is hundreds of
+/// bytes.
 struct Head {
-    record: Record,
+    record: Box<Record>,
     reader: usize,
 }
 
@@ -261,7 +263,10 @@ impl Merge {
         for (i, chain) in chains.iter().enumerate() {
             let mut reader = Reader::open(chain.clone(), only)?;
             if let Some(record) = reader.next()? {
-                heap.push(Head { record, reader: i });
+                heap.push(Head {
+                    record: Box::new(record),
+                    reader: i,
+                });
             }
             readers.push(reader);
         }
@@ -280,7 +285,7 @@ impl Merge {
         let mut rows = rows.into_iter();
         if let Some(record) = rows.next() {
             self.heap.push(Head {
-                record,
+                record: Box::new(record),
                 reader: self.readers.len(),
             });
         }
@@ -300,7 +305,7 @@ impl Merge {
             };
             if let Some(next) = next {
                 self.heap.push(Head {
-                    record: next,
+                    record: Box::new(next),
                     reader,
                 });
             }
@@ -309,7 +314,7 @@ impl Merge {
                 continue;
             }
             self.last_uid = Some(uid);
-            return Ok(Some(record));
+            return Ok(Some(*record));
         }
     }
 
