@@ -57,6 +57,23 @@ impl Gate {
         self.admit()
     }
 
+    /// `allow` for requests with a body: a refusal reads the body first, as S3 does, so the
+    /// client sees the 403 rather than a connection closed under its upload.
+    async fn allow_upload(
+        &self,
+        op: &'static str,
+        body: &mut Option<StreamingBlob>,
+    ) -> S3Result<()> {
+        let refused = self.allow(op);
+        if refused.is_err()
+            && let Some(mut body) = body.take()
+        {
+            use futures_util::StreamExt;
+            while let Some(Ok(_)) = body.next().await {}
+        }
+        refused
+    }
+
     fn admit(&self) -> S3Result<()> {
         let n = self.switches.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let every = self.switches.fail_every.load(Ordering::SeqCst);
@@ -100,7 +117,7 @@ impl S3 for Gate {
         &self,
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.allow("PutObject")?;
+        self.allow_upload("PutObject", &mut req.input.body).await?;
         if self.ignoring() {
             req.input.if_none_match = None;
             req.input.if_match = None;
@@ -152,9 +169,9 @@ impl S3 for Gate {
 
     async fn upload_part(
         &self,
-        req: S3Request<UploadPartInput>,
+        mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        self.allow("UploadPart")?;
+        self.allow_upload("UploadPart", &mut req.input.body).await?;
         self.fs.upload_part(req).await
     }
 
