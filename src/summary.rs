@@ -33,12 +33,15 @@ pub fn render(report: &RunReport) -> String {
         match &s.outcome {
             SourceOutcome::Collected { stats, .. } => {
                 collected_any = true;
-                let counters = stats
+                let mut counters = stats
                     .counters
                     .iter()
                     .map(|(k, v)| format!("{v} {k}"))
                     .collect::<Vec<_>>()
                     .join(", ");
+                if !counters.is_empty() {
+                    counters.push_str("; ");
+                }
                 let by_dataset = if stats.by_dataset.is_empty() {
                     String::new()
                 } else {
@@ -54,7 +57,7 @@ pub fn render(report: &RunReport) -> String {
                 };
                 let _ = write!(
                     out,
-                    "  {} ({}): {counters}; {} rows staged{by_dataset}",
+                    "  {} ({}): {counters}{} rows staged{by_dataset}",
                     s.name, s.kind, stats.staged
                 );
                 if stats.duplicates > 0 {
