@@ -17,6 +17,7 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod privacy;
+pub mod probes;
 pub mod retention;
 pub mod schedule;
 pub mod signals;

@@ -59,6 +59,18 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
         grace: std::time::Duration,
     },
+    /// Probe the credentials now and print what each holds and what changed: privileges,
+    /// expiry, clock skew, drift since the last snapshot.
+    #[command(
+        after_help = "Each credential with a [credentials.probe] table is probed as a run would (OAuth2 token request, JWT, introspection, GitHub token, AWS STS). The snapshots and any drift are staged like a run's, so the next export carries them and the next snapshot compares with these.\n\nExit codes: 0 every probe succeeded, 1 some probe reported a problem (status other than ok), 75 the state store is unavailable, 78 configuration error."
+    )]
+    Snapshot {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only the credential of this name (in every environment it has).
+        #[arg(long, value_name = "NAME")]
+        credential: Option<String>,
+    },
     /// Check the configuration and report every problem with file, line and column.
     #[command(
         after_help = "With --connect it also reaches the store: on S3 it lists the prefix, writes, reads and deletes a probe object under _state/, records whether the server honours conditional writes (If-None-Match, If-Match), and checks that v1/ is writable without writing there. A denial names the missing permission.\n\nExit codes: 0 valid (warnings may be printed), 75 store unreachable (try again later), 78 invalid or a permission is missing."
@@ -150,6 +162,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Daemon { config, grace } => daemon(&config, grace),
         Command::Validate(args) => validate(&args),
+        Command::Snapshot { config, credential } => snapshot(&config, credential),
         Command::Schema {
             dataset,
             athena: true,
@@ -238,6 +251,55 @@ fn run(args: RunArgs) -> u8 {
         Err(e) => {
             eprintln!("scopetrail: {e:#}");
             error_code(&e)
+        }
+    }
+}
+
+fn snapshot(arg: &ConfigArg, credential: Option<String>) -> u8 {
+    use pipeline::SourceOutcome;
+    let path = config_path(arg);
+    let config = match load(&path, false) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let options = RunOptions::default();
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(pipeline::snapshot(&config, &options, credential)),
+        Err(e) => Err(e.into()),
+    };
+    let (report, outcomes) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scopetrail: {e:#}");
+            return error_code(&e);
+        }
+    };
+    match &report.outcome {
+        SourceOutcome::Failed {
+            error, temporary, ..
+        } => {
+            eprintln!("scopetrail: snapshot: {error}");
+            if *temporary {
+                exit::TEMPORARY
+            } else {
+                exit::PARTIAL
+            }
+        }
+        SourceOutcome::Skipped { busy } => {
+            eprintln!(
+                "scopetrail: snapshot: another process is taking snapshots ({}); try again in a minute",
+                busy.holder
+            );
+            exit::TEMPORARY
+        }
+        _ => {
+            let now = config.clock.unwrap_or_else(Utc::now).timestamp_millis();
+            print!("{}", summary::render_snapshots(&outcomes, now));
+            if outcomes.iter().all(|o| o.observation.ok()) {
+                exit::OK
+            } else {
+                exit::PARTIAL
+            }
         }
     }
 }

@@ -18,8 +18,9 @@ use crate::lease::{Acquired, Busy, HostLock, Leases};
 use crate::model::rfc3339_ms;
 use crate::output::export::{Exporter, JobReport, JobSource};
 use crate::output::plan::Pointer;
+use crate::probes::collect as snapshots;
 use crate::retention::{self, Cleanup};
-use crate::sources::{BuildContext, SourceSpec};
+use crate::sources::{BuildContext, Cadence, SourceSpec};
 use crate::staging::{Checkpoint, CollectStats, Collection, Staging};
 use crate::store::keys;
 use crate::store::{Body, Metadata, SharedStore, local::LocalStore, s3::S3Store};
@@ -182,8 +183,19 @@ pub async fn check_store(spec: &StoreSpec) -> Result<Vec<String>> {
 
 pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
     let mut runner = Runner::open(config, options).await?;
+    let mut collected = false;
     for spec in runner.wanted_sources()? {
-        let r = runner.collect(spec).await;
+        let r = runner.collect(&Unit::Source(spec)).await;
+        collected |= matches!(r.outcome, SourceOutcome::Collected { .. });
+        runner.record_source(r);
+    }
+    if runner.wants_snapshots() {
+        let unit = Unit::Snapshots(SnapshotRequest {
+            // DESIGN §2.2: at every collect of the sources, and at least hourly.
+            force: collected,
+            ..Default::default()
+        });
+        let r = runner.collect(&unit).await;
         runner.record_source(r);
     }
     for job in runner.jobs.clone() {
@@ -195,6 +207,114 @@ pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
     }
     runner.clean_up().await;
     runner.finish().await
+}
+
+/// What `scopetrail snapshot` asks for.
+#[derive(Default)]
+pub struct SnapshotRequest {
+    /// Probe now, whatever the cadence says.
+    pub force: bool,
+    /// Only this credential.
+    pub only: Option<String>,
+    /// Where each credential's result goes, for the command's table.
+    pub outcomes: Option<Arc<std::sync::Mutex<Vec<crate::probes::collect::Outcome>>>>,
+}
+
+/// What a run collects into staging: a configured source, or the credentials' snapshots
+/// (staged as the source `scopetrail.snapshot`).
+enum Unit<'a> {
+    Source(&'a SourceSpec),
+    Snapshots(SnapshotRequest),
+}
+
+impl Unit<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Unit::Source(s) => &s.name,
+            Unit::Snapshots(_) => snapshots::SOURCE,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Unit::Source(s) => s.settings.kind(),
+            Unit::Snapshots(_) => "snapshot",
+        }
+    }
+
+    /// Whether a job's `sources` entry names this.
+    fn listed_as(&self, listed: &str) -> bool {
+        match self {
+            Unit::Source(s) => s.name == listed,
+            Unit::Snapshots(_) => listed == snapshots::SOURCE || listed == snapshots::DRIFT,
+        }
+    }
+
+    fn cadence(&self, config: &Config) -> Cadence {
+        match self {
+            Unit::Source(s) => s.cadence.clone(),
+            Unit::Snapshots(_) => snapshot_cadence(config),
+        }
+    }
+
+    fn build(
+        &self,
+        ctx: &BuildContext<'_>,
+        config: &Config,
+    ) -> Result<Box<dyn crate::sources::Source>> {
+        match self {
+            Unit::Source(s) => s.build(ctx),
+            Unit::Snapshots(r) => Ok(Box::new(snapshots::Snapshots {
+                credentials: config.credentials.clone(),
+                engine: ctx.engine.clone(),
+                base_dir: config.base_dir.clone(),
+                only: r.only.clone(),
+                outcomes: r.outcomes.clone().unwrap_or_default(),
+            })),
+        }
+    }
+}
+
+/// Snapshots are taken at least hourly; their rows wait `lateness` like any source's.
+fn snapshot_cadence(config: &Config) -> Cadence {
+    let hour = crate::config::Dur(std::time::Duration::from_secs(3600));
+    Cadence {
+        collect_every: hour,
+        lateness: config.defaults.lateness,
+        initial_lookback: config.defaults.initial_lookback,
+        retention: None,
+        rescan_overlap: crate::config::Dur(std::time::Duration::ZERO),
+    }
+}
+
+/// Probes credentials now (`scopetrail snapshot`), staging the snapshots and drift like a run
+/// does; exports are left to `run`.
+pub async fn snapshot(
+    config: &Config,
+    options: &RunOptions,
+    only: Option<String>,
+) -> Result<(SourceReport, Vec<crate::probes::collect::Outcome>)> {
+    if let Some(name) = &only
+        && !config
+            .credentials
+            .iter()
+            .any(|c| &c.name == name && c.probe.is_some())
+    {
+        return Err(ConfigError(format!(
+            "no credential named `{name}` has a [credentials.probe]"
+        ))
+        .into());
+    }
+    let runner = Runner::open(config, options).await?;
+    let outcomes: Arc<std::sync::Mutex<Vec<_>>> = Arc::default();
+    let unit = Unit::Snapshots(SnapshotRequest {
+        force: true,
+        only,
+        outcomes: Some(outcomes.clone()),
+    });
+    let report = runner.collect(&unit).await;
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok((report, outcomes))
 }
 
 /// Everything one run shares.
@@ -319,6 +439,17 @@ impl<'a> Runner<'a> {
         Ok(names.into_iter().map(|n| &self.config.sources[n]).collect())
     }
 
+    /// Some credential has a probe, and the run is for every job or one that lists snapshots.
+    fn wants_snapshots(&self) -> bool {
+        let unit = Unit::Snapshots(SnapshotRequest::default());
+        self.config.credentials.iter().any(|c| c.probe.is_some())
+            && (self.options.job.is_none()
+                || self
+                    .jobs
+                    .iter()
+                    .any(|j| j.sources.iter().any(|s| unit.listed_as(&s.name))))
+    }
+
     fn record_source(&mut self, r: SourceReport) {
         if let SourceOutcome::Failed {
             error, temporary, ..
@@ -336,14 +467,24 @@ impl<'a> Runner<'a> {
     /// Why a source is due now, or when it will be.
     async fn due(
         &self,
-        spec: &SourceSpec,
+        unit: &Unit<'_>,
         checkpoint: &Checkpoint,
     ) -> Result<Result<&'static str, i64>> {
         let now = self.now.timestamp_millis();
+        if let Unit::Snapshots(r) = unit
+            && r.force
+        {
+            return Ok(Ok(if r.only.is_some() || r.outcomes.is_some() {
+                "asked for"
+            } else {
+                "a source was collected"
+            }));
+        }
         let Some(last) = checkpoint.last_collect_ms else {
             return Ok(Ok("first collection"));
         };
-        let next = last + spec.cadence.collect_every.ms();
+        let cadence = unit.cadence(self.config);
+        let next = last + cadence.collect_every.ms();
         if now >= next {
             return Ok(Ok("collect_every"));
         }
@@ -351,7 +492,7 @@ impl<'a> Runner<'a> {
         // for its cadence too.
         let watermark = checkpoint.watermark_ms.unwrap_or(i64::MIN);
         for job in self.config.jobs.values() {
-            if !job.sources.iter().any(|s| s.name == spec.name) {
+            if !job.sources.iter().any(|s| unit.listed_as(&s.name)) {
                 continue;
             }
             let Some((bytes, _)) = self
@@ -367,7 +508,7 @@ impl<'a> Runner<'a> {
                 continue;
             };
             if let Some(end) = job.schedule.next_after(start) {
-                let ready = end.timestamp_millis() + spec.cadence.lateness.ms();
+                let ready = end.timestamp_millis() + cadence.lateness.ms();
                 if ready <= now && watermark < ready {
                     return Ok(Ok("a closed window waits for it"));
                 }
@@ -376,10 +517,11 @@ impl<'a> Runner<'a> {
         Ok(Err(next))
     }
 
-    async fn collect(&self, spec: &SourceSpec) -> SourceReport {
+    async fn collect(&self, unit: &Unit<'_>) -> SourceReport {
+        let name = unit.name();
         let mut r = SourceReport {
-            name: spec.name.clone(),
-            kind: spec.settings.kind(),
+            name: name.to_string(),
+            kind: unit.kind(),
             outcome: SourceOutcome::NotDue {
                 next_at: String::new(),
             },
@@ -387,14 +529,14 @@ impl<'a> Runner<'a> {
             checkpoint_after: None,
         };
         let failed = |e: anyhow::Error, stats: CollectStats| {
-            tracing::error!(source = %spec.name, error = %format!("{e:#}"), "collection failed");
+            tracing::error!(source = %name, error = %format!("{e:#}"), "collection failed");
             SourceOutcome::Failed {
                 error: format!("{e:#}"),
                 temporary: is_temporary(&e),
                 stats,
             }
         };
-        let before = match self.staging.checkpoint(&spec.name).await {
+        let before = match self.staging.checkpoint(name).await {
             Ok((c, _)) => c,
             Err(e) => {
                 r.outcome = failed(e, CollectStats::default());
@@ -402,7 +544,7 @@ impl<'a> Runner<'a> {
             }
         };
         r.checkpoint_before = Some((&before).into());
-        let reason = match self.due(spec, &before).await {
+        let reason = match self.due(unit, &before).await {
             Ok(Ok(reason)) => reason,
             Ok(Err(next_at)) => {
                 r.outcome = SourceOutcome::NotDue {
@@ -418,15 +560,12 @@ impl<'a> Runner<'a> {
         };
         let lease = match self
             .leases
-            .acquire(
-                &format!("source-{}", spec.name),
-                &format!("collect {}", spec.name),
-            )
+            .acquire(&format!("source-{name}"), &format!("collect {name}"))
             .await
         {
             Ok(Acquired::Held(lease)) => lease,
             Ok(Acquired::Busy(busy)) => {
-                tracing::info!(source = %spec.name, holder = %busy.holder, "skipped: another process is collecting it");
+                tracing::info!(source = %name, holder = %busy.holder, "skipped: another process is collecting it");
                 r.outcome = SourceOutcome::Skipped { busy };
                 return r;
             }
@@ -435,13 +574,13 @@ impl<'a> Runner<'a> {
                 return r;
             }
         };
-        r.outcome = self.collect_holding(spec, &lease, reason, failed).await;
+        r.outcome = self.collect_holding(unit, &lease, reason, failed).await;
         if let Err(e) = lease.release().await {
-            tracing::warn!(source = %spec.name, error = %format!("{e:#}"), "could not release a lease; it expires by itself");
+            tracing::warn!(source = %name, error = %format!("{e:#}"), "could not release a lease; it expires by itself");
         }
         r.checkpoint_after = self
             .staging
-            .checkpoint(&spec.name)
+            .checkpoint(name)
             .await
             .ok()
             .map(|(c, _)| (&c).into());
@@ -450,12 +589,12 @@ impl<'a> Runner<'a> {
 
     async fn collect_holding(
         &self,
-        spec: &SourceSpec,
+        unit: &Unit<'_>,
         lease: &crate::lease::Lease,
         reason: &'static str,
         failed: impl Fn(anyhow::Error, CollectStats) -> SourceOutcome,
     ) -> SourceOutcome {
-        let cadence = &spec.cadence;
+        let cadence = &unit.cadence(self.config);
         let run = Collection {
             now: self.now,
             privacy: &self.config.privacy,
@@ -466,7 +605,7 @@ impl<'a> Runner<'a> {
             cancel: self.options.cancel.clone(),
             progress: self.options.progress.clone(),
         };
-        let mut session = match self.staging.open(&spec.name, run).await {
+        let mut session = match self.staging.open(unit.name(), run).await {
             Ok(s) => s,
             Err(e) => return failed(e, CollectStats::default()),
         };
@@ -476,7 +615,7 @@ impl<'a> Runner<'a> {
             bindings: self.bindings.clone(),
             engine: self.engine.clone(),
         };
-        let result = match spec.build(&ctx) {
+        let result = match unit.build(&ctx, self.config) {
             Ok(mut source) => source.collect(&mut session).await,
             Err(e) => Err(e),
         };
@@ -519,7 +658,7 @@ impl<'a> Runner<'a> {
                 return report;
             }
         };
-        let sources: Vec<JobSource> = job
+        let mut sources: Vec<JobSource> = job
             .sources
             .iter()
             .filter(|s| !OWN_SOURCES.contains(&s.name.as_str()))
@@ -529,6 +668,14 @@ impl<'a> Runner<'a> {
                 lateness_ms: s.cadence.lateness.ms(),
             })
             .collect();
+        // Snapshots and drift share one staging source.
+        let snapshots = Unit::Snapshots(SnapshotRequest::default());
+        if job.sources.iter().any(|s| snapshots.listed_as(&s.name)) {
+            sources.push(JobSource {
+                name: snapshots::SOURCE.to_string(),
+                lateness_ms: snapshot_cadence(self.config).lateness.ms(),
+            });
+        }
         let lookback = job
             .sources
             .iter()

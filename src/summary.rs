@@ -243,3 +243,79 @@ pub fn render(report: &RunReport) -> String {
     }
     out
 }
+
+/// `scopetrail snapshot`: one line per credential, then what changed, for someone reading it
+/// in the middle of an incident.
+pub fn render_snapshots(outcomes: &[crate::probes::collect::Outcome], now_ms: i64) -> String {
+    use crate::analysis::drift::human;
+    let mut rows = vec![[
+        "CREDENTIAL".to_string(),
+        "ENV".into(),
+        "PROBE".into(),
+        "STATUS".into(),
+        "EXPIRES".into(),
+        "SKEW".into(),
+        "PRIVILEGES".into(),
+    ]];
+    for o in outcomes {
+        let obs = &o.observation;
+        let expires = match obs.expires_at_ms {
+            Some(e) if e > now_ms => format!("in {}", human(e - now_ms)),
+            Some(e) => format!("{} ago", human(now_ms - e)),
+            None => "-".into(),
+        };
+        let skew = obs
+            .skew_ms
+            .map_or("-".into(), |s| format!("{:+}s", s / 1000));
+        let privileges = match &obs.privileges {
+            None => "unknown".to_string(),
+            Some(p) if p.is_empty() => "none".into(),
+            Some(p) => p.iter().cloned().collect::<Vec<_>>().join(" "),
+        };
+        rows.push([
+            o.credential.clone(),
+            o.environment.clone(),
+            obs.probe.clone(),
+            obs.status.clone(),
+            expires,
+            skew,
+            privileges,
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        for (cell, w) in r.iter().zip(&widths) {
+            let _ = write!(out, "{cell:<w$}  ");
+        }
+        let _ = writeln!(out, "{}", r[6]);
+    }
+    let mut changes = Vec::new();
+    for o in outcomes {
+        let who = format!("{} ({})", o.credential, o.environment);
+        if let Some(m) = o
+            .observation
+            .message
+            .as_deref()
+            .filter(|_| !o.observation.ok())
+        {
+            changes.push(format!("{who}: {}: {m}", o.observation.status));
+        }
+        for d in &o.drift {
+            changes.push(format!("{who}: {}: {}", d.action, d.details));
+        }
+    }
+    if outcomes.is_empty() {
+        out.push_str("no credential has a [credentials.probe]\n");
+    } else if changes.is_empty() {
+        out.push_str("\nnothing changed since the last snapshots\n");
+    } else {
+        out.push_str("\nchanged or failing:\n");
+        for c in changes {
+            let _ = writeln!(out, "  {c}");
+        }
+    }
+    out
+}

@@ -139,6 +139,33 @@ fn demo_exports_the_sample_week_once() {
             .sum()
     };
     assert_eq!(rows_of("denials"), 66);
+    // The saved tokens' snapshots, and the drift that explains prod's 403s.
+    assert_eq!(rows_of("token_snapshots"), 2);
+    let drift: Vec<(String, String, String)> = common::rows(&out, "changes")
+        .into_iter()
+        .filter(|(_, r)| r["source"] == "scopetrail.drift")
+        .map(|(_, r)| {
+            (
+                r["environment"].clone(),
+                r["action"].clone(),
+                r["details"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        drift.contains(&(
+            "prod".into(),
+            "environment_mismatch".into(),
+            "only_in_test=scp:gl:journal:write".into()
+        )),
+        "{drift:?}"
+    );
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.0 == "prod" && d.1 == "token_expiring"),
+        "{drift:?}"
+    );
     assert_eq!(
         manifest["rows"].as_u64(),
         Some(

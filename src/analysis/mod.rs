@@ -1,3 +1,4 @@
-//! What scopetrail derives from staged evidence: 429 bursts now; drift and findings later.
+//! What scopetrail derives from staged evidence: 429 bursts, credential drift; findings later.
 
 pub mod bursts;
+pub mod drift;

@@ -168,7 +168,9 @@ fn check_credentials(config: &Config, diags: &mut Diagnostics) {
             } else {
                 b.hosts.iter().map(|h| Some(h.as_str())).collect()
             };
-            for host in hosts {
+            // A probed credential's snapshots are filed under its bindings: they need no
+            // other source.
+            for host in hosts.into_iter().filter(|_| cred.probe.is_none()) {
                 let covered = coverage.iter().any(|c| match host {
                     None => c.vendor == b.vendor && c.tenant == b.tenant,
                     Some(h) => c.covers(&b.vendor, &b.tenant, Some(h)),

@@ -86,6 +86,8 @@ pub struct Credential {
     /// Strings an integration logs that identify this credential (a key id, a label).
     pub hints: Vec<String>,
     pub used_by: Vec<Binding>,
+    /// How it is snapshotted (`[credentials.probe]`).
+    pub probe: Option<crate::probes::ProbeSpec>,
     pub loc: Loc,
 }
 
@@ -297,6 +299,15 @@ struct RawCredential {
     hints: Vec<String>,
     #[serde(default)]
     used_by: Vec<Spanned<RawBinding>>,
+    probe: Option<RawProbe>,
+}
+
+#[derive(Deserialize)]
+struct RawProbe {
+    expiry_horizon: Option<Dur>,
+    max_skew: Option<Dur>,
+    #[serde(flatten)]
+    kind: crate::probes::ProbeKind,
 }
 
 #[derive(Deserialize)]
@@ -839,7 +850,14 @@ fn decode_credential(
             loc: doc.loc(b.span()),
         })
         .collect();
-    Some(Credential {
+    let probe = raw.probe.map(|p| crate::probes::ProbeSpec {
+        kind: p.kind,
+        expiry_horizon: p
+            .expiry_horizon
+            .unwrap_or(crate::probes::DEFAULT_EXPIRY_HORIZON),
+        max_skew: p.max_skew.unwrap_or(crate::probes::DEFAULT_MAX_SKEW),
+    });
+    let credential = Credential {
         name: raw.name.0,
         environment: raw.environment.0,
         client_id: raw.client_id,
@@ -848,8 +866,22 @@ fn decode_credential(
         token,
         hints: raw.hints,
         used_by,
+        probe,
         loc: doc.loc(value.span()),
-    })
+    };
+    if let Some(probe) = &credential.probe {
+        let kind = probe.kind.name();
+        for problem in probe.kind.check(&credential) {
+            doc.error(
+                value.span(),
+                format!("{what}: [credentials.probe] ({kind}): {problem}"),
+            );
+        }
+        if credential.used_by.is_empty() {
+            doc.error(value.span(), format!("{what}: a probed credential needs [[credentials.used_by]]: its snapshots are filed under the vendor and tenant it is used against"));
+        }
+    }
+    Some(credential)
 }
 
 /// Parses and reads a secret reference; errors name the reference, never a value.

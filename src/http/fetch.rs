@@ -33,12 +33,12 @@ pub const OWN_SOURCE: &str = "scopetrail.self";
 
 /// What one run shares between its vendor sources: the client, the budgets, the deadline.
 pub struct Engine {
-    client: reqwest::Client,
+    pub(super) client: reqwest::Client,
     pacer: Pacer,
-    settings: Settings,
-    deadline: tokio::time::Instant,
+    pub(super) settings: Settings,
+    pub(super) deadline: tokio::time::Instant,
     redactor: Redactor,
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
 }
 
 impl Engine {
@@ -365,16 +365,12 @@ impl Api {
         let id = request_id
             .clone()
             .unwrap_or_else(|| format!("{time} {status} {}", url.path()));
-        Header {
+        origin.header(
             time,
-            event_uid: origin.event_uid(&id, None),
-            vendor: self.target.vendor.clone(),
-            tenant: self.target.tenant.clone(),
-            environment: self.target.environment.clone(),
-            source: OWN_SOURCE.to_string(),
-            source_event_uid: request_id,
-            credential: self.target.credential.clone(),
-        }
+            origin.event_uid(&id, None),
+            request_id,
+            self.target.credential.clone(),
+        )
     }
 
     fn own_rate_limit(
@@ -572,7 +568,7 @@ fn epoch_ms(t: SystemTime) -> i64 {
 }
 
 /// reqwest's error with its causes, which name the refused connection or the timeout.
-fn transport_error(e: &reqwest::Error) -> String {
+pub(super) fn transport_error(e: &reqwest::Error) -> String {
     let mut out = if e.is_timeout() {
         "timed out".to_string()
     } else {

@@ -2,11 +2,13 @@
 //! (`client`), retries with jitter and the servers' own wait hints (`retry`), pacing within a
 //! share of the advertised rate limit (`pace`), pagination styles (`paging`), what a 401/403
 //! means (`denial`, `challenge`), redaction of secrets (`redact`), and the fetcher that puts
-//! them together and also reads saved responses from files (`fetch`).
+//! them together and also reads saved responses from files (`fetch`); single calls whose
+//! every answer matters, for credential probes (`exchange`).
 
 pub mod challenge;
 pub mod client;
 pub mod denial;
+pub mod exchange;
 pub mod fetch;
 pub mod pace;
 pub mod paging;

@@ -40,6 +40,13 @@ impl Redactor {
         }
     }
 
+    /// These secrets too (a probe's client secret, the token it was given).
+    pub fn with(&self, more: impl IntoIterator<Item = SecretString>) -> Redactor {
+        let mut out = self.clone();
+        out.secrets.extend(Redactor::new(more).secrets);
+        out
+    }
+
     pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for secret in &self.secrets {

@@ -41,6 +41,26 @@ impl Origin<'_> {
         self.uid(group_key, &first_start_ms.to_string())
     }
 
+    /// The leading columns of a row from here (DESIGN §4).
+    pub fn header(
+        &self,
+        time: i64,
+        event_uid: Uuid,
+        source_event_uid: Option<String>,
+        credential: Option<String>,
+    ) -> super::Header {
+        super::Header {
+            time,
+            event_uid,
+            vendor: self.vendor.to_string(),
+            tenant: self.tenant.to_string(),
+            environment: self.environment.to_string(),
+            source: self.source.to_string(),
+            source_event_uid,
+            credential,
+        }
+    }
+
     fn uid(&self, id: &str, qualifier: &str) -> Uuid {
         uid_of(&[
             self.dataset.name(),

@@ -275,16 +275,12 @@ impl GitHub {
             environment: &self.environment,
             source,
         };
-        Header {
+        origin.header(
             time,
-            event_uid: origin.event_uid(id, None),
-            vendor: VENDOR.into(),
-            tenant: self.tenant.clone(),
-            environment: self.environment.clone(),
-            source: source.into(),
-            source_event_uid: Some(id.into()),
+            origin.event_uid(id, None),
+            Some(id.into()),
             credential,
-        }
+        )
     }
 
     async fn hooks(&self, owner: &str) -> Result<Vec<Hook>> {

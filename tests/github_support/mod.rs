@@ -7,6 +7,7 @@
 //! - `/orgs/{org}/hooks/{id}/deliveries`, `/repos/{owner}/{repo}/hooks/{id}/deliveries`:
 //!   deliveries newest first, paged with an opaque `cursor` (`v1_<id of the last item>`, so
 //!   deliveries added meanwhile never shift a page), Link `rel="next"`;
+//! - `/user`: the token's owner (any token may read it);
 //! - `/orgs/{org}/audit-log`: `phrase` (only `created:>=DATE` or `created:>=DATETIME` is
 //!   understood), `order` (asc/desc, default desc), `per_page`, opaque `after` cursor.
 //!
@@ -231,6 +232,16 @@ impl FakeGitHub {
         self.with(|s| s.audit.entry(org.into()).or_default().push(entry));
     }
 
+    /// Whether answers carry `X-OAuth-Scopes` (a classic token) or not (fine-grained).
+    pub fn set_scope_header(&self, on: bool) {
+        self.with(|s| s.scope_header = on);
+    }
+
+    /// `github-authentication-token-expiration`, e.g. `2026-12-01 00:00:00 UTC`.
+    pub fn set_token_expiration(&self, at: Option<&str>) {
+        self.with(|s| s.expiration = at.map(String::from));
+    }
+
     pub fn set_granted_scopes(&self, scopes: &[&str]) {
         self.with(|s| s.granted = scopes.iter().map(|g| g.to_string()).collect());
     }
@@ -304,6 +315,10 @@ struct State {
     faults: Faults,
     seen: Vec<Seen>,
     rate_limited: u64,
+    /// Classic tokens get `X-OAuth-Scopes`; fine-grained and App tokens do not.
+    scope_header: bool,
+    /// `github-authentication-token-expiration`, for tokens that expire.
+    expiration: Option<String>,
 }
 
 struct Rate {
@@ -431,12 +446,15 @@ enum Endpoint {
     Hooks(String),
     Deliveries(String, i64),
     Audit(String),
+    /// The token's owner: any token may read it.
+    User,
 }
 
 impl Endpoint {
     fn accepted(&self) -> &'static [&'static str] {
         match self {
             Endpoint::Audit(_) => &["read:audit_log"],
+            Endpoint::User => &[],
             Endpoint::Hooks(owner) | Endpoint::Deliveries(owner, _)
                 if owner.starts_with("orgs/") =>
             {
@@ -449,6 +467,9 @@ impl Endpoint {
 
 fn route(method: &str, path: &str) -> Option<Endpoint> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if parts == ["user"] && method == "GET" {
+        return Some(Endpoint::User);
+    }
     let (owner, rest) = match parts.as_slice() {
         ["orgs", org, rest @ ..] => (format!("orgs/{org}"), rest),
         ["repos", owner, repo, rest @ ..] => (format!("repos/{owner}/{repo}"), rest),
@@ -501,6 +522,8 @@ impl State {
             faults: Faults::default(),
             seen: Vec::new(),
             rate_limited: 0,
+            scope_header: true,
+            expiration: None,
         }
     }
 
@@ -544,11 +567,14 @@ impl State {
             headers.extend(self.rate.headers());
         }
         // GitHub tells scopes only to a token it recognized.
-        if authorized {
+        if authorized && self.scope_header {
             let accepted = endpoint.as_ref().map(Endpoint::accepted);
             headers.push(("X-OAuth-Scopes", self.granted.join(", ")));
             let accepted = accepted.unwrap_or_default().join(", ");
             headers.push(("X-Accepted-OAuth-Scopes", accepted));
+        }
+        if let Some(expiration) = self.expiration.as_ref().filter(|_| authorized) {
+            headers.push(("github-authentication-token-expiration", expiration.clone()));
         }
         headers.append(&mut reply.headers);
         reply.headers = headers;
@@ -587,10 +613,11 @@ impl State {
         let Some(endpoint) = endpoint else {
             return Reply::not_found();
         };
-        if !endpoint
-            .accepted()
-            .iter()
-            .any(|a| self.granted.contains(&a.to_string()))
+        let accepted = endpoint.accepted();
+        if !accepted.is_empty()
+            && !accepted
+                .iter()
+                .any(|a| self.granted.contains(&a.to_string()))
         {
             return Reply::error(403, "Must have admin rights to Repository.", SCOPE_DOCS);
         }
@@ -598,6 +625,10 @@ impl State {
             Endpoint::Hooks(owner) => self.hooks(list, owner),
             Endpoint::Deliveries(owner, hook) => self.deliveries(list, owner, *hook),
             Endpoint::Audit(org) => self.audit_log(list, org),
+            Endpoint::User => Reply::json(
+                200,
+                &json!({"login": "acme-bot", "id": 4242, "type": "User"}),
+            ),
         };
         if reply.status == 200 && self.faults.truncate > 0 {
             self.faults.truncate -= 1;

@@ -811,16 +811,12 @@ impl Reader {
             environment,
             source: KIND,
         };
-        let head = Header {
+        let head = origin.header(
             time,
-            event_uid: origin.event_uid(&source_event_uid, None),
-            vendor: m.vendor.clone(),
-            tenant: m.tenant.clone(),
-            environment: environment.to_string(),
-            source: KIND.to_string(),
-            source_event_uid: Some(source_event_uid),
-            credential: credential.map(|c| c.name.clone()),
-        };
+            origin.event_uid(&source_event_uid, None),
+            Some(source_event_uid),
+            credential.map(|c| c.name.clone()),
+        );
         let method = f.str(Field::Method).map(str::to_ascii_uppercase);
         let credential_uid = credential.and_then(|c| c.credential_uid());
         if dataset == Dataset::RateLimitEvents {
