@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::jwt::check_url;
-use super::oauth2::Auth;
-use super::{Context, Observation, json_object, read_secret};
+use super::oauth2::{Auth, post_as_client};
+use super::{Context, Observation, read_secret};
 use crate::config::Credential;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,51 +71,17 @@ impl Settings {
             return obs.fail("misconfigured", "introspection_url is not a URL");
         };
         let redactor = ctx.redactor([token.clone(), secret.clone()]);
-        let what = format!("POST {}", redactor.scrub(url.as_str()));
-        let mut form = vec![
+        let form = vec![
             ("token", token.expose_secret().to_string()),
             ("token_type_hint", "access_token".to_string()),
         ];
-        let post = self.auth == Some(Auth::ClientSecretPost);
-        if post {
-            form.push(("client_id", client_id.clone()));
-            form.push(("client_secret", secret.expose_secret().to_string()));
-        }
-        let reply = ctx
-            .engine
-            .exchange(&what, &url, &redactor, |c| {
-                let r = c
-                    .post(url.clone())
-                    .form(&form)
-                    .header("accept", "application/json");
-                if post {
-                    r
-                } else {
-                    r.header(
-                        reqwest::header::AUTHORIZATION,
-                        super::oauth2::basic(&client_id, &secret),
-                    )
-                }
-            })
-            .await;
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) => return obs.fail("unreachable", e),
+        let auth = self.auth.unwrap_or(Auth::ClientSecretBasic);
+        let Some(body) =
+            post_as_client(ctx, &url, &redactor, form, (&client_id, &secret, auth), obs).await
+        else {
+            return;
         };
-        obs.skew_ms = reply.skew_ms;
-        let body = json_object(&reply.body);
-        if reply.status != 200 {
-            let error = body
-                .as_ref()
-                .ok()
-                .and_then(|b| b.get("error").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| format!("http_{}", reply.status));
-            return obs.fail(&error, format!("{what}: {}", reply.status));
-        }
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => return obs.fail("invalid_response", format!("{what}: {e}")),
-        };
+        let what = format!("POST {}", redactor.scrub(url.as_str()));
         match body.get("active") {
             Some(Value::Bool(true)) => obs.read_claims(&body),
             Some(Value::Bool(false)) => obs.fail("inactive", "the authorization server says the token is not active (expired, revoked or never issued)"),

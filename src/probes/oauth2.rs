@@ -128,60 +128,20 @@ impl Settings {
         if let Some(r) = &self.resource {
             form.push(("resource", r.clone()));
         }
-        let mut auth_header = None;
-        match self.auth() {
-            Auth::ClientSecretPost => {
-                form.push(("client_id", client_id.clone()));
-                form.push(("client_secret", secret.expose_secret().to_string()));
-            }
-            Auth::ClientSecretBasic => auth_header = Some(basic(&client_id, &secret)),
-        }
         let mut redactor = ctx.redactor([secret.clone()]);
+        let Some(body) = post_as_client(
+            ctx,
+            &url,
+            &redactor,
+            form,
+            (&client_id, &secret, self.auth()),
+            obs,
+        )
+        .await
+        else {
+            return;
+        };
         let what = format!("POST {}", redactor.scrub(url.as_str()));
-        let reply = ctx
-            .engine
-            .exchange(&what, &url, &redactor, |c| {
-                let mut r = c
-                    .post(url.clone())
-                    .form(&form)
-                    .header("accept", "application/json");
-                if let Some(h) = &auth_header {
-                    r = r.header(AUTHORIZATION, h.clone());
-                }
-                r
-            })
-            .await;
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) => return obs.fail("unreachable", e),
-        };
-        obs.skew_ms = reply.skew_ms;
-        let body = json_object(&reply.body);
-        if reply.status != 200 {
-            // §5.2: `error` and `error_description`; anything else is named by its status.
-            let (status, message) = match &body {
-                Ok(b) => (
-                    b.get("error").and_then(Value::as_str).map(str::to_string),
-                    b.get("error_description")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                ),
-                Err(_) => (None, None),
-            };
-            let status = status.unwrap_or_else(|| format!("http_{}", reply.status));
-            let message =
-                message.unwrap_or_else(|| format!("the token endpoint answered {}", reply.status));
-            return obs.fail(
-                &status,
-                redactor
-                    .scrub(&format!("{what}: {} {message}", reply.status))
-                    .into_owned(),
-            );
-        }
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => return obs.fail("invalid_response", format!("{what}: {e}")),
-        };
         let Some(token) = body.get("access_token").and_then(Value::as_str) else {
             return obs.fail(
                 "invalid_response",
@@ -217,6 +177,69 @@ impl Settings {
         }
         if obs.actor_app.is_none() {
             obs.actor_app = Some(client_id);
+        }
+    }
+}
+
+/// POSTs `form` to an authorization server's endpoint as the client (RFC 6749 §2.3.1), and
+/// returns the JSON answer of a 200. Anything else is recorded in `obs`: no answer
+/// (`unreachable`), the §5.2 `error` with its `error_description`, or the HTTP status.
+pub(super) async fn post_as_client(
+    ctx: &Context<'_>,
+    url: &url::Url,
+    redactor: &crate::http::redact::Redactor,
+    mut form: Vec<(&'static str, String)>,
+    (client_id, secret, auth): (&str, &SecretString, Auth),
+    obs: &mut Observation,
+) -> Option<serde_json::Map<String, Value>> {
+    let mut auth_header = None;
+    match auth {
+        Auth::ClientSecretPost => {
+            form.push(("client_id", client_id.to_string()));
+            form.push(("client_secret", secret.expose_secret().to_string()));
+        }
+        Auth::ClientSecretBasic => auth_header = Some(basic(client_id, secret)),
+    }
+    let what = format!("POST {}", redactor.scrub(url.as_str()));
+    let reply = ctx
+        .engine
+        .exchange(&what, url, redactor, |c| {
+            let mut r = c
+                .post(url.clone())
+                .form(&form)
+                .header("accept", "application/json");
+            if let Some(h) = &auth_header {
+                r = r.header(AUTHORIZATION, h.clone());
+            }
+            r
+        })
+        .await;
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            obs.fail("unreachable", e);
+            return None;
+        }
+    };
+    obs.skew_ms = reply.skew_ms;
+    let body = json_object(&reply.body);
+    if reply.status != 200 {
+        let text = |k: &str| {
+            let b = body.as_ref().ok()?;
+            b.get(k).and_then(Value::as_str).map(str::to_string)
+        };
+        let status = text("error").unwrap_or_else(|| format!("http_{}", reply.status));
+        let message = text("error_description")
+            .unwrap_or_else(|| format!("the server answered {}", reply.status));
+        let line = format!("{what}: {} {message}", reply.status);
+        obs.fail(&status, redactor.scrub(&line).into_owned());
+        return None;
+    }
+    match body {
+        Ok(b) => Some(b),
+        Err(e) => {
+            obs.fail("invalid_response", format!("{what}: {e}"));
+            None
         }
     }
 }
