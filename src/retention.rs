@@ -38,11 +38,19 @@ pub async fn clean(
             pointers.insert(job.clone(), (serde_json::from_slice(&bytes)?, version));
         }
     }
-    for source in config.sources.keys() {
+    use crate::probes::collect::{DRIFT, SOURCE as SNAPSHOTS};
+    // Snapshots and drift share one staging source, which jobs list under either name.
+    let staged = config
+        .sources
+        .keys()
+        .map(String::as_str)
+        .chain(Some(SNAPSHOTS));
+    for source in staged {
+        let listed = |name: &str| name == source || (source == SNAPSHOTS && name == DRIFT);
         let jobs: Vec<&String> = config
             .jobs
             .values()
-            .filter(|j| j.sources.iter().any(|s| &s.name == source))
+            .filter(|j| j.sources.iter().any(|s| listed(&s.name)))
             .map(|j| &j.name)
             .collect();
         if jobs.is_empty() {

@@ -627,3 +627,42 @@ fn validate_names_what_a_probe_lacks() {
     }
     assert!(!text.contains("s3cr3t-pasted-here"), "{text}");
 }
+
+/// Snapshot segments are deleted like any source's once every job that exports them has done
+/// so `staging_retention` ago.
+#[test]
+fn snapshot_staging_is_cleaned_up_after_export() {
+    let idp = FakeIdp::start();
+    idp.set_client("erp-prod", okta_client(PROD_SECRET, &["gl:journal:read"]));
+    let config = head()
+        + "[defaults]\nstaging_retention = \"1m\"\n"
+        + &oauth2(&idp, "prod", "erp-prod", "ERP_PROD_SECRET", "");
+    let setup = Setup::new(&config, &[("hourly", HOURLY)]);
+    snapshot(&setup, &[]).assert_code(0);
+    let staged = || {
+        let dir = setup.out().join("_state/staging/scopetrail.snapshot");
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    n.ends_with(".jsonl.gz") && !n.starts_with('.')
+                })
+                .count()
+        })
+    };
+    assert!(staged() >= 1, "the snapshot is staged");
+    export(&setup).assert_code(0);
+    let later = (Utc::now() + chrono::Duration::hours(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    common::run(
+        &setup.config(),
+        &["--now", &later],
+        &[("ERP_PROD_SECRET", PROD_SECRET)],
+    )
+    .assert_code(0);
+    assert_eq!(
+        staged(),
+        1,
+        "only the newest run's segment, not yet exported, is left"
+    );
+}
