@@ -64,6 +64,9 @@ tenant = "{tenant}"
 
 fn snapshot(setup: &Setup, args: &[&str]) -> Run {
     let mut cmd = common::bin();
+    if args.contains(&"-vv") {
+        cmd.env("SCOPETRAIL_LOG", "trace");
+    }
     cmd.arg("snapshot")
         .arg("--config")
         .arg(setup.config())
@@ -316,8 +319,10 @@ fn entra_and_auth0_claim_shapes_signed_rs256() {
             "profile = \"auth0\"\naudience = \"https://erp.example.com/api\"",
         );
     let setup = Setup::new(&config, &[("hourly", HOURLY)]);
-    let run = snapshot(&setup, &[]);
+    // Traced to the wire (-vv): secrets posted in the form and tokens in the answers too.
+    let run = snapshot(&setup, &["-vv"]);
     run.assert_code(0);
+    assert!(run.stderr.contains("TRACE"), "traced: {}", run.stderr);
     assert!(
         run.stdout
             .contains("role:Ledger.Admin scp:Journal.Read scp:Journal.Write"),
@@ -369,6 +374,26 @@ fn entra_and_auth0_claim_shapes_signed_rs256() {
         mismatch[0]["details"]
             .contains("only_in_prod=role:Ledger.Admin,scp:Journal.Read,scp:Journal.Write"),
         "{mismatch:#?}"
+    );
+    assert_no_secrets(&setup, &idp, &[&run.stdout, &run.stderr]);
+
+    // RFC 6749 §5.2 `invalid_scope`, with the server's description (the Okta fixture).
+    let mut refused = idp.client("erp-test");
+    refused.refuse_scope = true;
+    idp.set_client("erp-test", refused);
+    let refused = snapshot(&setup, &["--credential", "erp-sync"]);
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stdout
+            .contains("erp-sync    test  oauth2  invalid_scope"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains("No scopes were requested."),
+        "{}",
+        refused.stdout
     );
 }
 
