@@ -5,8 +5,8 @@ keeps on disk in production and in test, as Oracle IDCS issues them (JWTs with `
 file an integration refreshes.
 
 The story: test was granted `gl:journal:write`, prod never was (the proxy log's 403s on journal
-posts say the same); and prod's token expires on 9 March 2026 at 07:00, six hours after the
-demo's pinned clock.
+posts say the same); and prod's 30-day token expires on 9 March 2026 at 07:00, six hours after
+the demo's pinned clock.
 
 The tokens are not signed by any real key (the demo is offline, with no JWKS to check them
 against): their signature part is a placeholder, and the probe says "not checked". Against a
@@ -43,7 +43,7 @@ TOKENS = {
         "aud": ["https://fa-acme.fa.ocs.oraclecloud.com:443"],
         "sub": "erp-sync", "sub_type": "client", "client_id": "erp-sync", "tok_type": "AT",
         "scope": "gl:journal:read gl:ledger:read",
-        "iat": epoch(2026, 3, 8, 7), "exp": epoch(2026, 3, 9, 7),
+        "iat": epoch(2026, 2, 7, 7), "exp": epoch(2026, 3, 9, 7),
     },
     "erp-sync-test.jwt": {
         "iss": "https://idcs-acme-test.identity.oraclecloud.com/",

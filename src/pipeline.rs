@@ -628,6 +628,13 @@ impl<'a> Runner<'a> {
             // Not finished: the watermark stays, so the source is due again next run.
             return SourceOutcome::Interrupted { stats };
         }
+        // Snapshots of some credentials only (`snapshot --credential`) are staged, but do
+        // not count as the hourly snapshot of all of them.
+        if let (Ok(()), Unit::Snapshots(r)) = (&result, unit)
+            && r.only.is_some()
+        {
+            return SourceOutcome::Collected { stats, reason };
+        }
         match result {
             Ok(()) => match session.finish(self.now).await {
                 Ok(stats) => SourceOutcome::Collected { stats, reason },

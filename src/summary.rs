@@ -295,11 +295,16 @@ pub fn render_snapshots(outcomes: &[crate::probes::collect::Outcome], now_ms: i6
     let mut changes = Vec::new();
     for o in outcomes {
         let who = format!("{} ({})", o.credential, o.environment);
+        // A failure that is new is said by its drift line, which carries the message.
+        let new = o
+            .drift
+            .iter()
+            .any(|d| matches!(d.action, "probe_failing" | "token_expired"));
         if let Some(m) = o
             .observation
             .message
             .as_deref()
-            .filter(|_| !o.observation.ok())
+            .filter(|_| !o.observation.ok() && !new)
         {
             changes.push(format!("{who}: {}: {m}", o.observation.status));
         }

@@ -404,7 +404,8 @@ fn a_saved_jwt_expiring_expired_unsigned_and_forged() {
     let dir = tempfile::tempdir().expect("temp dir");
     let token_file = dir.path().join("token.jwt");
     let now = Utc::now().timestamp();
-    let claims = |exp: i64| json!({"iss": idp.url("/"), "aud": "api://erp", "sub": "svc", "cid": "erp-prod", "scp": ["gl:journal:read"], "iat": now - 60, "exp": exp});
+    // A 30-day token: long-lived enough for the expiry horizon to matter.
+    let claims = |exp: i64| json!({"iss": idp.url("/"), "aud": "api://erp", "sub": "svc", "cid": "erp-prod", "scp": ["gl:journal:read"], "iat": now - 27 * 86_400, "exp": exp});
     std::fs::write(
         &token_file,
         idp.keys().sign("ES256", &claims(now + 3 * 86_400)),
@@ -690,4 +691,45 @@ fn snapshot_staging_is_cleaned_up_after_export() {
         1,
         "only the newest run's segment, not yet exported, is left"
     );
+}
+
+/// A token endpoint that redirects gets no secret sent on, and a server cannot name its own
+/// refusal `ok`.
+#[test]
+fn a_redirect_carries_no_secret_and_a_server_cannot_say_ok() {
+    let idp = FakeIdp::start();
+    let elsewhere = FakeIdp::start();
+    idp.set_client("erp-prod", okta_client(PROD_SECRET, &["gl:journal:read"]));
+    let config = head()
+        + &oauth2(
+            &idp,
+            "prod",
+            "erp-prod",
+            "ERP_PROD_SECRET",
+            "auth = \"client_secret_post\"",
+        );
+    let setup = Setup::new(&config, &[("hourly", HOURLY)]);
+    idp.set_token_answer(307, "", Some(&elsewhere.url("/token")));
+    let redirected = snapshot(&setup, &[]);
+    redirected.assert_code(1);
+    assert!(
+        redirected.stdout.contains("http_307"),
+        "{}",
+        redirected.stdout
+    );
+    assert!(
+        elsewhere.paths().is_empty(),
+        "followed to {:?}",
+        elsewhere.paths()
+    );
+
+    idp.set_token_answer(
+        400,
+        r#"{"error":"ok","error_description":"fine\nok"}"#,
+        None,
+    );
+    let lying = snapshot(&setup, &[]);
+    lying.assert_code(1);
+    assert!(lying.stdout.contains("http_400"), "{}", lying.stdout);
+    assert!(!lying.stdout.contains("  ok  "), "{}", lying.stdout);
 }

@@ -81,15 +81,16 @@ pub fn drift(
                     ),
                 );
             }
-            for (action, a, b) in [
-                ("issuer_changed", &before.issuer, &now.issuer),
-                ("identity_changed", &before.identity, &now.identity),
-            ] {
-                if let (Some(a), Some(b)) = (a, b)
-                    && a != b
-                {
-                    push(action, format!("from={a} to={b}"));
-                }
+            if let (Some(a), Some(b)) = (&before.issuer, &now.issuer)
+                && a != b
+            {
+                push("issuer_changed", format!("from={a} to={b}"));
+            }
+            let (a, b) = (before.identity.as_deref(), now.identity.as_deref());
+            if let (Some(a), Some(b)) = (a.map(without_session), b.map(without_session))
+                && a != b
+            {
+                push("identity_changed", format!("from={a} to={b}"));
             }
         }
         if last.is_some_and(|l| !l.ok()) {
@@ -115,10 +116,14 @@ pub fn drift(
                 ),
             );
         }
+        // A token whose whole life is shorter than the horizon (an hourly token the
+        // integration refreshes) is always "expiring": only long-lived ones are warned of.
         let expiring = |o: &Observation| {
-            o.expires_at_ms
-                .zip(limits.expiry_horizon_ms)
-                .is_some_and(|(e, h)| e - o.at_ms <= h)
+            let Some((exp, horizon)) = o.expires_at_ms.zip(limits.expiry_horizon_ms) else {
+                return false;
+            };
+            let short_lived = o.issued_at_ms.is_some_and(|iat| exp - iat <= horizon);
+            !short_lived && exp - o.at_ms <= horizon
         };
         if expiring(now)
             && !last.is_some_and(|l| expiring(l) && l.expires_at_ms == now.expires_at_ms)
@@ -140,7 +145,8 @@ pub fn drift(
                 now.message.clone().unwrap_or_else(|| "expired".into()),
             );
         }
-    } else if !same_status {
+    } else if !last.is_some_and(|l| !l.ok() && (same_status || transient(l) && transient(now))) {
+        // New, or a different refusal; not a flap between two kinds of no answer.
         let after = match last_ok {
             Some(_) if last.is_some_and(Observation::ok) => " after a successful probe",
             _ => "",
@@ -161,7 +167,45 @@ pub fn drift(
             format!("server_skew_ms={}", now.skew_ms.unwrap_or_default()),
         );
     }
+    // A token issued in this host's future: the issuer's clock is ahead, and checks of
+    // `nbf` / `iat` here fail (DESIGN §6 clock_skew).
+    let future = |o: &Observation| {
+        [("nbf", o.not_before_ms), ("iat", o.issued_at_ms)]
+            .into_iter()
+            .find(|(_, t)| t.is_some_and(|t| t > o.at_ms + limits.max_skew_ms))
+    };
+    if let Some((claim, Some(t))) = future(now)
+        && last.is_none_or(|l| future(l).is_none())
+    {
+        push(
+            "clock_skew",
+            format!(
+                "{claim}={} is {} ahead of this host",
+                crate::model::rfc3339_ms(t),
+                human(t - now.at_ms)
+            ),
+        );
+    }
     out
+}
+
+/// No answer, or a server error: says nothing about the credential.
+fn transient(o: &Observation) -> bool {
+    o.status == "unreachable" || o.status.starts_with("http_5")
+}
+
+/// An assumed role's ARN without its session name, which SDKs make up per session
+/// (`assumed-role/erp-writer/botocore-session-1700000000` is still `erp-writer`).
+fn without_session(arn: &str) -> &str {
+    match arn.find(":assumed-role/") {
+        Some(i) => {
+            let role = i + ":assumed-role/".len();
+            arn[role..]
+                .find('/')
+                .map_or(arn, |slash| &arn[..role + slash])
+        }
+        None => arn,
+    }
 }
 
 /// Privileges one environment's credential has and another's lacks, as one line per side
@@ -323,6 +367,54 @@ mod tests {
             actions(&drift(Some(&a), Some(&a), &b, &limits)),
             ["identity_changed"]
         );
+    }
+
+    #[test]
+    fn short_lived_tokens_are_not_expiring_and_sessions_are_not_identities() {
+        let mut hourly = obs(0, Some(&[]));
+        hourly.issued_at_ms = Some(0);
+        hourly.expires_at_ms = Some(HOUR);
+        assert!(drift(None, None, &hourly, &LIMITS).is_empty());
+        let mut a = obs(0, None);
+        a.identity = Some("arn:aws:sts::1:assumed-role/erp-writer/botocore-session-1".into());
+        let mut b = a.clone();
+        b.identity = Some("arn:aws:sts::1:assumed-role/erp-writer/botocore-session-2".into());
+        assert!(drift(Some(&a), Some(&a), &b, &LIMITS).is_empty());
+        b.identity = Some("arn:aws:sts::1:assumed-role/ec2-role/i-0abc".into());
+        assert_eq!(
+            actions(&drift(Some(&a), Some(&a), &b, &LIMITS)),
+            ["identity_changed"]
+        );
+    }
+
+    #[test]
+    fn failures_flapping_between_no_answers_are_said_once() {
+        let good = obs(0, Some(&[]));
+        let mut down = obs(HOUR, None);
+        down.fail("unreachable", "no answer");
+        let mut five = obs(2 * HOUR, None);
+        five.fail("http_503", "503");
+        assert_eq!(
+            actions(&drift(Some(&good), Some(&good), &down, &LIMITS)),
+            ["probe_failing"]
+        );
+        assert!(drift(Some(&down), Some(&good), &five, &LIMITS).is_empty());
+        let mut refused = obs(3 * HOUR, None);
+        refused.fail("invalid_client", "rotated");
+        assert_eq!(
+            actions(&drift(Some(&five), Some(&good), &refused, &LIMITS)),
+            ["probe_failing"]
+        );
+    }
+
+    #[test]
+    fn a_token_from_the_future() {
+        let mut t = obs(0, Some(&[]));
+        t.not_before_ms = Some(10 * 60_000);
+        let d = drift(None, None, &t, &LIMITS);
+        assert_eq!(actions(&d), ["clock_skew"]);
+        assert!(d[0].details.starts_with("nbf="), "{d:?}");
+        assert!(drift(Some(&t), Some(&t), &t, &LIMITS).is_empty());
     }
 
     #[test]

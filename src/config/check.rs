@@ -87,6 +87,20 @@ fn check_jobs(config: &Config, diags: &mut Diagnostics) {
             }
         }
     }
+    let snapshots_exported = config.jobs.values().any(|j| {
+        j.sources
+            .iter()
+            .any(|s| s.name == "scopetrail.snapshot" || s.name == "scopetrail.drift")
+    });
+    if let Some(c) = config.credentials.iter().find(|c| c.probe.is_some())
+        && !snapshots_exported
+    {
+        diags.at(
+            &c.loc,
+            Severity::Warning,
+            "credentials are snapshotted but no job exports them: list \"scopetrail.snapshot\" and \"scopetrail.drift\" in a job's sources, or their rows stay in staging".to_string(),
+        );
+    }
     for spec in config.sources.values() {
         let exported = config
             .jobs

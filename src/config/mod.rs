@@ -83,6 +83,9 @@ pub struct Credential {
     pub issuer: Option<String>,
     pub access_key_id: Option<String>,
     pub token: Option<SecretString>,
+    /// Where `token` comes from, read again by probes: the integration may replace the file
+    /// while a daemon runs.
+    pub token_ref: Option<SecretRef>,
     /// Strings an integration logs that identify this credential (a key id, a label).
     pub hints: Vec<String>,
     pub used_by: Vec<Binding>,
@@ -864,6 +867,10 @@ fn decode_credential(
         issuer: raw.issuer,
         access_key_id: raw.access_key_id,
         token,
+        token_ref: raw
+            .token
+            .as_ref()
+            .and_then(|t| SecretRef::parse(t.get_ref()).ok()),
         hints: raw.hints,
         used_by,
         probe,

@@ -46,14 +46,19 @@ impl Default for Settings {
     }
 }
 
-pub fn build(settings: &Settings) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .timeout(settings.timeout)
-        .connect_timeout(settings.connect_timeout)
-        .gzip(true)
+/// Whether the client follows redirects: list reads do (within the checks below); credential
+/// probes never do, since a 307 would carry a posted client secret or token to another origin.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Redirects {
+    Follow,
+    Never,
+}
+
+pub fn build(settings: &Settings, redirects: Redirects) -> Result<reqwest::Client> {
+    let policy = match redirects {
+        Redirects::Never => reqwest::redirect::Policy::none(),
         // A redirect must not lead a bearer token to plain http on the network.
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+        Redirects::Follow => reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() >= 5 {
                 attempt.error("more than 5 redirects")
             } else if let Err(e) = check_url(attempt.url()) {
@@ -61,7 +66,14 @@ pub fn build(settings: &Settings) -> Result<reqwest::Client> {
             } else {
                 attempt.follow()
             }
-        }));
+        }),
+    };
+    let mut builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(settings.timeout)
+        .connect_timeout(settings.connect_timeout)
+        .gzip(true)
+        .redirect(policy);
     if let Some(path) = &settings.ca_bundle {
         let pem = std::fs::read(path)
             .with_context(|| format!("[http] ca_bundle: cannot read {}", path.display()))?;

@@ -2,6 +2,7 @@
 //! `fetch`, every HTTP answer is a result (a 401 `invalid_client` is exactly what a probe is
 //! there to see); only a missing answer, a server error or a 429 is tried again. Token and
 //! introspection requests are POSTs, but repeating one only mints or reads a token again.
+//! No redirect is followed: a 307 would carry a posted secret to another origin.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +16,8 @@ use super::retry::{self, Answer};
 
 /// Probes run every hour: a short retry budget, the next snapshot tries again.
 const MAX_ATTEMPTS: u32 = 3;
+/// Token, introspection and JWKS answers are small; a server sending more is not one of them.
+const MAX_BODY: usize = 1 << 20;
 
 pub struct Reply {
     pub status: u16,
@@ -25,8 +28,8 @@ pub struct Reply {
 }
 
 impl Engine {
-    /// Sends the request `build` makes (again on each attempt). `Err` is one line, already
-    /// scrubbed by `redactor`, saying why no answer came.
+    /// Sends the request `build` makes (again on each attempt), following no redirect. `Err`
+    /// is one line, already scrubbed by `redactor`, saying why no answer came.
     pub async fn exchange(
         &self,
         what: &str,
@@ -39,53 +42,84 @@ impl Engine {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (told, failure) = match build(&self.client).send().await {
+            // A 5xx or 429 that persists is still the server's answer: it is kept, and
+            // returned if no later attempt does better.
+            let mut answered = None;
+            let (told, failure) = match build(&self.probe_client).send().await {
                 Err(e) => (None, format!("no answer ({})", transport_error(&e))),
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
                     let now = SystemTime::now();
-                    match response.bytes().await {
-                        Err(e) => (
-                            None,
-                            format!("{status}, body cut short ({})", transport_error(&e)),
-                        ),
-                        Ok(body) => match retry::classify(status, &headers, &body, now) {
-                            Answer::RateLimited { wait } | Answer::Transient { wait } => {
-                                (wait, format!("{status}"))
+                    match read_capped(response).await {
+                        Err(e) => (None, format!("{status}, {e}")),
+                        Ok(body) => {
+                            let skew_ms = skew(&headers, now);
+                            match retry::classify(status, &headers, &body, now) {
+                                Answer::RateLimited { wait } | Answer::Transient { wait } => {
+                                    let failure = format!("{status}");
+                                    answered = Some(Reply {
+                                        status,
+                                        headers,
+                                        body,
+                                        skew_ms,
+                                    });
+                                    (wait, failure)
+                                }
+                                _ => {
+                                    return Ok(Reply {
+                                        status,
+                                        headers,
+                                        body,
+                                        skew_ms,
+                                    });
+                                }
                             }
-                            _ => {
-                                let skew_ms = skew(&headers, now);
-                                return Ok(Reply {
-                                    status,
-                                    headers,
-                                    body,
-                                    skew_ms,
-                                });
-                            }
-                        },
+                        }
                     }
                 }
             };
             let failure = redactor.scrub(&failure).into_owned();
             let Some(step) = steps.next().filter(|_| attempts < MAX_ATTEMPTS) else {
-                return Err(format!(
-                    "{what}: {failure}; gave up after {attempts} attempts"
-                ));
+                return answered.ok_or_else(|| {
+                    format!("{what}: {failure}; gave up after {attempts} attempts")
+                });
             };
             let wait = told.unwrap_or_else(|| retry::full_jitter(step));
             if tokio::time::Instant::now() + wait > self.deadline || wait > Duration::from_secs(60)
             {
-                return Err(format!(
-                    "{what}: {failure}; not waiting {}s for another attempt",
-                    wait.as_secs()
-                ));
+                return answered.ok_or_else(|| {
+                    format!(
+                        "{what}: {failure}; not waiting {}s for another attempt",
+                        wait.as_secs()
+                    )
+                });
             }
             tracing::debug!(call = %what, %failure, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.cancel.cancelled() => return Err(format!("{what}: stopped")),
             }
+        }
+    }
+}
+
+/// The body, or why not: cut short, or larger than `MAX_BODY`.
+async fn read_capped(mut response: reqwest::Response) -> Result<bytes::Bytes, String> {
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(format!(
+                        "an answer larger than {} KiB, not read",
+                        MAX_BODY / 1024
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => return Err(format!("body cut short ({})", transport_error(&e))),
         }
     }
 }

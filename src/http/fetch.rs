@@ -34,6 +34,8 @@ pub const OWN_SOURCE: &str = "scopetrail.self";
 /// What one run shares between its vendor sources: the client, the budgets, the deadline.
 pub struct Engine {
     pub(super) client: reqwest::Client,
+    /// For credential probes: follows no redirect.
+    pub(super) probe_client: reqwest::Client,
     pacer: Pacer,
     pub(super) settings: Settings,
     pub(super) deadline: tokio::time::Instant,
@@ -48,7 +50,8 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Arc<Engine>> {
         Ok(Arc::new(Engine {
-            client: client::build(settings)?,
+            client: client::build(settings, client::Redirects::Follow)?,
+            probe_client: client::build(settings, client::Redirects::Never)?,
             pacer: Pacer::new(settings.budget_share, settings.reserve),
             settings: settings.clone(),
             deadline: tokio::time::Instant::now() + settings.deadline,
@@ -59,6 +62,11 @@ impl Engine {
 
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
+    }
+
+    /// Resolves once the process is asked to stop.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
     }
 
     pub fn max_pages(&self) -> u64 {

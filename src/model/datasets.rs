@@ -289,6 +289,7 @@ datasets! {
         credential_uid: Option<String> = id("Join key of the credential.").ocsf("session.credential_uid"),
         privileges_added: Vec<String> = list("Against the previous successful snapshot."),
         privileges_removed: Vec<String> = list("Against the previous successful snapshot."),
+        signature: Option<String> = text("JWTs: verified, not checked (no jwks_url), invalid, none (alg none)."),
     }
 
     /// Admin and configuration changes, and scopetrail's own drift events.

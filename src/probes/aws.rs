@@ -49,10 +49,20 @@ impl Settings {
         }
         let client = aws_sdk_sts::Client::from_conf(builder.build());
         obs.token_type = Some("aws_credentials".into());
+        let mut redactor = ctx.redactor([]);
         if let Some(provider) = shared.credentials_provider() {
             use aws_credential_types::provider::ProvideCredentials;
             match provider.provide_credentials().await {
-                Ok(c) => obs.credential_uid = Some(c.access_key_id().to_string()),
+                Ok(c) => {
+                    obs.credential_uid = Some(c.access_key_id().to_string());
+                    let secrets = [Some(c.secret_access_key()), c.session_token()];
+                    redactor = redactor.with(
+                        secrets
+                            .into_iter()
+                            .flatten()
+                            .map(|s| secrecy::SecretString::from(s.to_string())),
+                    );
+                }
                 Err(e) => {
                     return obs.fail(
                         "no_credentials",
@@ -86,12 +96,14 @@ impl Settings {
                     .message()
                     .map(str::to_string)
                     .unwrap_or_else(|| format!("{}", aws_sdk_sts::error::DisplayErrorContext(&e)));
+                // An expired session is the credential's state, not a failure of the probe.
+                let status = match status.as_str() {
+                    "ExpiredToken" | "ExpiredTokenException" => "expired".to_string(),
+                    _ => status,
+                };
                 obs.fail(
                     &status,
-                    format!(
-                        "sts GetCallerIdentity: {}",
-                        ctx.redactor([]).scrub(&message)
-                    ),
+                    format!("sts GetCallerIdentity: {}", redactor.scrub(&message)),
                 );
             }
         }

@@ -127,10 +127,15 @@ impl Source for Snapshots {
             };
             records.push(rows.snapshot(&obs, &added, &removed));
             records.extend(drifts.iter().map(|d| rows.drift(d)));
-            let last_ok = if obs.ok() {
-                Some(obs.clone())
-            } else {
-                last_ok.cloned()
+            // The last good snapshot keeps the last privileges known: a probe that could
+            // not see them (a scope header gone for a while) must not hide a removal later.
+            let last_ok = match (obs.ok(), last_ok) {
+                (true, Some(before)) if obs.privileges.is_none() => Some(Observation {
+                    privileges: before.privileges.clone(),
+                    ..obs.clone()
+                }),
+                (true, _) => Some(obs.clone()),
+                (false, before) => before.cloned(),
             };
             self.outcomes
                 .lock()
@@ -165,7 +170,8 @@ impl Source for Snapshots {
         }
         session.count("credentials probed", probed.len() as u64);
         // Credentials removed from the configuration are forgotten.
-        let keys: std::collections::BTreeSet<String> = self.credentials.iter().map(key).collect();
+        let probed = self.credentials.iter().filter(|c| c.probe.is_some());
+        let keys: std::collections::BTreeSet<String> = probed.map(key).collect();
         cursor.credentials.retain(|k, _| keys.contains(k));
         session.save(records, serde_json::to_value(&cursor)?).await
     }
@@ -180,6 +186,17 @@ impl Snapshots {
             by_name.entry(&c.name).or_default().push(c);
         }
         let mut out = Vec::new();
+        // Pairs no longer configured are forgotten: were they added back, their mismatch
+        // would be new again.
+        let pairs: std::collections::BTreeSet<String> = by_name
+            .values()
+            .flat_map(|g| {
+                g.iter()
+                    .enumerate()
+                    .flat_map(move |(i, a)| g[i + 1..].iter().map(move |b| pair_key(a, b)))
+            })
+            .collect();
+        cursor.mismatches.retain(|k, _| pairs.contains(k));
         for group in by_name.values().filter(|g| g.len() > 1) {
             for (i, a) in group.iter().enumerate() {
                 for b in &group[i + 1..] {
@@ -189,7 +206,7 @@ impl Snapshots {
                             .get(&key(c))
                             .and_then(|s| s.last_ok.as_ref())
                     };
-                    let pair = format!("{}/{}/{}", a.name, a.environment, b.environment);
+                    let pair = pair_key(a, b);
                     let found = match (last(a), last(b)) {
                         (Some(x), Some(y)) => {
                             drift::environment_mismatch((&a.environment, x), (&b.environment, y))
@@ -219,6 +236,16 @@ impl Snapshots {
         }
         out
     }
+}
+
+/// `name/env1/env2`, the environments sorted: reordering the configuration changes nothing.
+fn pair_key(a: &Credential, b: &Credential) -> String {
+    let (x, y) = if a.environment <= b.environment {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    format!("{}/{}/{}", x.name, x.environment, y.environment)
 }
 
 /// The rows of one credential's snapshot.
@@ -274,6 +301,7 @@ impl Rows<'_> {
             credential_uid: o.credential_uid.clone(),
             privileges_added: added.to_vec(),
             privileges_removed: removed.to_vec(),
+            signature: o.signature.clone(),
         })
     }
 

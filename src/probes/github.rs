@@ -32,9 +32,11 @@ impl Settings {
     }
 
     pub async fn probe(&self, credential: &Credential, ctx: &Context<'_>, obs: &mut Observation) {
-        let Some(token) = &credential.token else {
-            return obs.fail("unreadable", "no token");
+        let token = match super::current_token(None, credential, ctx.base_dir) {
+            Ok(t) => t,
+            Err(e) => return obs.fail("unreadable", e),
         };
+        let token = &token;
         obs.token_type = Some(token_type(token.expose_secret()).into());
         let base = self
             .api_url

@@ -54,13 +54,7 @@ impl Settings {
 
     pub async fn probe(&self, credential: &Credential, ctx: &Context<'_>, obs: &mut Observation) {
         obs.token_type = Some("access_token".into());
-        let token = match &self.token {
-            Some(r) => read_secret(r, ctx.base_dir, "token"),
-            None => credential
-                .token
-                .clone()
-                .ok_or_else(|| "no token".to_string()),
-        };
+        let token = super::current_token(self.token.as_deref(), credential, ctx.base_dir);
         let secret = read_secret(&self.client_secret, ctx.base_dir, "client_secret");
         let (token, secret) = match (token, secret) {
             (Ok(t), Ok(s)) => (t, s),

@@ -4,7 +4,7 @@
 //! and tokens that do not verify are reported, and their claims never count as a good
 //! snapshot.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
-use super::{Context, Observation, json_object, read_secret};
+use super::{Context, Observation, json_object};
 use crate::config::Credential;
 use crate::http::redact::Redactor;
 
@@ -45,15 +45,9 @@ impl Settings {
     }
 
     pub async fn probe(&self, credential: &Credential, ctx: &Context<'_>, obs: &mut Observation) {
-        let token = match &self.token {
-            Some(r) => match read_secret(r, ctx.base_dir, "token") {
-                Ok(t) => t,
-                Err(e) => return obs.fail("unreadable", e),
-            },
-            None => match &credential.token {
-                Some(t) => t.clone(),
-                None => return obs.fail("unreadable", "no token to read"),
-            },
+        let token = match super::current_token(self.token.as_deref(), credential, ctx.base_dir) {
+            Ok(t) => t,
+            Err(e) => return obs.fail("unreadable", e),
         };
         obs.token_type = Some("access_token".into());
         let redactor = ctx.redactor([token.clone()]);
@@ -123,6 +117,7 @@ pub async fn inspect(
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
     if alg.eq_ignore_ascii_case("none") || alg.is_empty() {
         obs.signature = Some("none".into());
+        obs.privileges = None;
         return obs.fail(
             "unsigned",
             "the token is not signed (alg none): its claims are not trusted",
@@ -132,13 +127,29 @@ pub async fn inspect(
         obs.signature = Some("not checked (no jwks_url)".into());
         return;
     };
-    match verify(token, url, ctx, redactor).await {
+    let (verdict, skew) = verify(token, url, ctx, redactor).await;
+    // The issuer's clock, when nothing else of this probe asked a server.
+    obs.skew_ms = obs.skew_ms.or(skew);
+    match verdict {
         Ok(()) => obs.signature = Some("verified".into()),
-        Err(e) => {
+        // What an unverified token claims to grant is not known.
+        Err(Unverified::Invalid(e)) => {
             obs.signature = Some("invalid".into());
+            obs.privileges = None;
             obs.fail("invalid_signature", e);
         }
+        Err(Unverified::NoKey(e)) => {
+            obs.signature = Some("not checked (no key)".into());
+            obs.privileges = None;
+            obs.fail("unverifiable", e);
+        }
     }
+}
+
+/// Why a signature was not accepted: it is wrong, or there was no key to check it with.
+enum Unverified {
+    Invalid(String),
+    NoKey(String),
 }
 
 async fn verify(
@@ -146,9 +157,34 @@ async fn verify(
     url: &str,
     ctx: &Context<'_>,
     redactor: &Redactor,
+) -> (Result<(), Unverified>, Option<i64>) {
+    let header = match jsonwebtoken::decode_header(token) {
+        Ok(h) => h,
+        Err(e) => {
+            return (
+                Err(Unverified::Invalid(format!("the token's header: {e}"))),
+                None,
+            );
+        }
+    };
+    let kid = header.kid.clone().unwrap_or_default();
+    let (jwk, skew) = match ctx.jwks.key(url, &kid, ctx, redactor).await {
+        Ok(found) => found,
+        Err(e) => return (Err(Unverified::NoKey(e)), None),
+    };
+    (
+        check(token, &header, &kid, &jwk, url).map_err(Unverified::Invalid),
+        skew,
+    )
+}
+
+fn check(
+    token: &str,
+    header: &jsonwebtoken::Header,
+    kid: &str,
+    jwk: &Jwk,
+    url: &str,
 ) -> Result<(), String> {
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|e| format!("the token's header: {e}"))?;
     // A shared-secret algorithm cannot be checked against public keys, and accepting one
     // would let anyone who knows the public key forge tokens.
     if !matches!(
@@ -162,9 +198,21 @@ async fn verify(
             header.alg
         ));
     }
-    let kid = header.kid.clone().unwrap_or_default();
-    let jwk = ctx.jwks.key(url, &kid, ctx, redactor).await?;
-    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("key `{kid}` of {url}: {e}"))?;
+    if jwk.common.public_key_use == Some(jsonwebtoken::jwk::PublicKeyUse::Encryption) {
+        return Err(format!(
+            "key `{kid}` of {url} is an encryption key, not a signing key"
+        ));
+    }
+    // A key published for one algorithm is not to be used with another.
+    if let Some(alg) = jwk.common.key_algorithm
+        && format!("{alg:?}") != format!("{:?}", header.alg)
+    {
+        return Err(format!(
+            "key `{kid}` of {url} is for {alg:?}, the token says {:?}",
+            header.alg
+        ));
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key `{kid}` of {url}: {e}"))?;
     let mut validation = Validation::new(header.alg);
     // Only the signature is checked here: expiry, audience and issuer are what a snapshot
     // records and drift compares, not reasons to stop reading.
@@ -178,11 +226,14 @@ async fn verify(
 }
 
 /// JWKS documents by URL, fetched once per run, and once more when a token names a key the
-/// cached set lacks (the issuer rotated its keys).
+/// cached set lacks (the issuer rotated its keys). A failed fetch is remembered for the run,
+/// so one unreachable issuer costs one attempt, not one per credential.
 #[derive(Default)]
 pub struct KeyCache {
-    sets: Mutex<HashMap<String, JwkSet>>,
-    refreshed: Mutex<HashSet<String>>,
+    /// Each set with the issuer's clock skew when it was fetched.
+    sets: Mutex<HashMap<String, (JwkSet, Option<i64>)>>,
+    fetches: Mutex<HashMap<String, u8>>,
+    failed: Mutex<HashMap<String, String>>,
 }
 
 impl KeyCache {
@@ -192,27 +243,51 @@ impl KeyCache {
         kid: &str,
         ctx: &Context<'_>,
         redactor: &Redactor,
-    ) -> Result<Jwk, String> {
-        let find = |set: &JwkSet| -> Option<Jwk> {
-            if kid.is_empty() && set.keys.len() == 1 {
-                return set.keys.first().cloned();
-            }
-            set.find(kid).cloned()
+    ) -> Result<(Jwk, Option<i64>), String> {
+        let find = |(set, skew): &(JwkSet, Option<i64>)| -> Option<(Jwk, Option<i64>)> {
+            let key = if kid.is_empty() && set.keys.len() == 1 {
+                set.keys.first()
+            } else {
+                set.find(kid)
+            };
+            key.cloned().map(|k| (k, *skew))
+        };
+        let missing = || match kid {
+            "" => format!("the token names no key (kid) and {url} has several"),
+            kid => format!("{url} has no key `{kid}`"),
         };
         if let Some(found) = self.sets.lock().await.get(url).and_then(find) {
             return Ok(found);
         }
-        if !self.refreshed.lock().await.insert(url.to_string()) {
-            return Err(format!("{url} has no key `{kid}`"));
+        if let Some(e) = self.failed.lock().await.get(url) {
+            return Err(e.clone());
         }
-        let set = fetch(url, ctx, redactor).await?;
-        let found = find(&set);
-        self.sets.lock().await.insert(url.to_string(), set);
-        found.ok_or_else(|| format!("{url} has no key `{kid}`"))
+        {
+            let mut fetches = self.fetches.lock().await;
+            let n = fetches.entry(url.to_string()).or_default();
+            if *n >= 2 {
+                return Err(missing());
+            }
+            *n += 1;
+        }
+        let fetched = match fetch(url, ctx, redactor).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.failed.lock().await.insert(url.to_string(), e.clone());
+                return Err(e);
+            }
+        };
+        let found = find(&fetched);
+        self.sets.lock().await.insert(url.to_string(), fetched);
+        found.ok_or_else(missing)
     }
 }
 
-async fn fetch(url: &str, ctx: &Context<'_>, redactor: &Redactor) -> Result<JwkSet, String> {
+async fn fetch(
+    url: &str,
+    ctx: &Context<'_>,
+    redactor: &Redactor,
+) -> Result<(JwkSet, Option<i64>), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("jwks_url `{url}`: {e}"))?;
     let what = format!("GET {url}");
     let reply = ctx
@@ -222,7 +297,9 @@ async fn fetch(url: &str, ctx: &Context<'_>, redactor: &Redactor) -> Result<JwkS
     if reply.status != 200 {
         return Err(format!("{what}: {}", reply.status));
     }
-    serde_json::from_slice(&reply.body).map_err(|e| format!("{what}: not a JWKS ({e})"))
+    let set =
+        serde_json::from_slice(&reply.body).map_err(|e| format!("{what}: not a JWKS ({e})"))?;
+    Ok((set, reply.skew_ms))
 }
 
 #[cfg(test)]

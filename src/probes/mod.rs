@@ -24,6 +24,9 @@ use crate::config::{Credential, Dur, SecretRef};
 use crate::http::Engine;
 use crate::http::redact::Redactor;
 
+/// The longest a probe may take, retries included.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Warn this long before a token expires, unless the probe says otherwise.
 pub const DEFAULT_EXPIRY_HORIZON: Dur = Dur(std::time::Duration::from_secs(7 * 86_400));
 /// Server clocks further off than this make tokens fail `nbf`/`iat`/`exp` checks.
@@ -197,10 +200,12 @@ impl Observation {
 fn words(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
+        // Items of an array are names as given: role names contain spaces.
         Value::Array(items) => items
             .iter()
             .filter_map(Value::as_str)
-            .flat_map(str::split_whitespace)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect(),
         _ => Vec::new(),
@@ -245,12 +250,25 @@ impl Context<'_> {
 pub async fn probe(spec: &ProbeSpec, credential: &Credential, ctx: &Context<'_>) -> Observation {
     let mut obs = Observation::new(spec.kind.name(), credential);
     obs.at_ms = ctx.now.timestamp_millis();
-    match &spec.kind {
-        ProbeKind::Oauth2(s) => s.probe(credential, ctx, &mut obs).await,
-        ProbeKind::Jwt(s) => s.probe(credential, ctx, &mut obs).await,
-        ProbeKind::Introspection(s) => s.probe(credential, ctx, &mut obs).await,
-        ProbeKind::Github(s) => s.probe(credential, ctx, &mut obs).await,
-        ProbeKind::Aws(s) => s.probe(credential, ctx, &mut obs).await,
+    let work = async {
+        match &spec.kind {
+            ProbeKind::Oauth2(s) => s.probe(credential, ctx, &mut obs).await,
+            ProbeKind::Jwt(s) => s.probe(credential, ctx, &mut obs).await,
+            ProbeKind::Introspection(s) => s.probe(credential, ctx, &mut obs).await,
+            ProbeKind::Github(s) => s.probe(credential, ctx, &mut obs).await,
+            ProbeKind::Aws(s) => s.probe(credential, ctx, &mut obs).await,
+        }
+    };
+    // Every probe, the AWS SDK's included, is bounded: one stuck server must not hold the
+    // others or the run.
+    let stopped = tokio::select! {
+        done = tokio::time::timeout(PROBE_TIMEOUT, work) => done.is_err().then_some("no answer within 2 minutes"),
+        () = ctx.engine.cancelled() => Some("stopped: the process was asked to stop"),
+    };
+    if let Some(why) = stopped {
+        obs = Observation::new(spec.kind.name(), credential);
+        obs.at_ms = ctx.now.timestamp_millis();
+        obs.fail("unreachable", why);
     }
     if obs.ok()
         && let Some(exp) = obs.expires_at_ms
@@ -274,6 +292,22 @@ pub fn read_secret(
     SecretRef::parse(reference)
         .and_then(|r| r.resolve(base_dir))
         .map_err(|e| format!("{what}: {e}"))
+}
+
+/// The token to probe: the probe's own `token` reference, else the credential's, read now.
+pub fn current_token(
+    own: Option<&str>,
+    credential: &Credential,
+    base_dir: &Path,
+) -> Result<secrecy::SecretString, String> {
+    match (own, &credential.token_ref) {
+        (Some(r), _) => read_secret(r, base_dir, "token"),
+        (None, Some(r)) => r.resolve(base_dir).map_err(|e| format!("token: {e}")),
+        (None, None) => credential
+            .token
+            .clone()
+            .ok_or_else(|| "no token to read".to_string()),
+    }
 }
 
 /// The body's JSON object, or why not.
@@ -350,6 +384,15 @@ mod tests {
         );
         assert_eq!(o.audience.len(), 2);
         assert_eq!(o.actor_app.as_deref(), Some("my_client_id"));
+    }
+
+    #[test]
+    fn role_names_keep_their_spaces() {
+        let o = read(json!({"roles": ["Journal Approver", "GL Admin"], "scp": "a b"}));
+        assert_eq!(
+            o.privileges,
+            set(&["role:GL Admin", "role:Journal Approver", "scp:a", "scp:b"])
+        );
     }
 
     #[test]

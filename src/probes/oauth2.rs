@@ -228,7 +228,11 @@ pub(super) async fn post_as_client(
             let b = body.as_ref().ok()?;
             b.get(k).and_then(Value::as_str).map(str::to_string)
         };
-        let status = text("error").unwrap_or_else(|| format!("http_{}", reply.status));
+        // The server's `error` becomes the snapshot's status only if it looks like an
+        // RFC 6749 code: a server must not be able to write `ok`, or a line break, there.
+        let status = text("error")
+            .filter(|e| error_code(e))
+            .unwrap_or_else(|| format!("http_{}", reply.status));
         let message = text("error_description")
             .unwrap_or_else(|| format!("the server answered {}", reply.status));
         let line = format!("{what}: {} {message}", reply.status);
@@ -242,6 +246,15 @@ pub(super) async fn post_as_client(
             None
         }
     }
+}
+
+/// `invalid_client`, `invalid_scope`...: lowercase letters, digits and `_`, never `ok`.
+pub(super) fn error_code(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text != "ok"
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `expires_in`: a number, or a numeric string (some servers).
@@ -289,6 +302,15 @@ mod tests {
             None
         );
         assert_eq!(expires_in(&body(serde_json::json!({}))), None);
+    }
+
+    #[test]
+    fn only_error_codes_become_statuses() {
+        assert!(error_code("invalid_client") && error_code("unauthorized_client"));
+        assert!(!error_code("ok"));
+        assert!(!error_code("Invalid Client\nok"));
+        assert!(!error_code(""));
+        assert!(!error_code(&"a".repeat(65)));
     }
 
     #[test]

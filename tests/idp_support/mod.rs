@@ -77,6 +77,10 @@ struct State {
     issued: Vec<String>,
     token_requests: Vec<TokenRequest>,
     sts_identity: Option<(String, String, String)>,
+    /// Answers the token endpoint with this (status, body, Location) instead.
+    token_override: Option<(u16, String, Option<String>)>,
+    /// Requests that reached the server, by path.
+    paths: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -166,6 +170,16 @@ impl FakeIdp {
         lock(&self.state).issued.clone()
     }
 
+    /// The token endpoint answers this instead of a token (a redirect when `location`).
+    pub fn set_token_answer(&self, status: u16, body: &str, location: Option<&str>) {
+        lock(&self.state).token_override = Some((status, body.into(), location.map(String::from)));
+    }
+
+    /// Every request path the server received.
+    pub fn paths(&self) -> Vec<String> {
+        lock(&self.state).paths.clone()
+    }
+
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         lock(&self.state).token_requests.clone()
     }
@@ -218,6 +232,22 @@ impl FakeIdp {
                 };
                 Some((decode(id), decode(secret)))
             });
+        lock(&self.state).paths.push(parts.uri.path().to_string());
+        let overridden = lock(&self.state)
+            .token_override
+            .clone()
+            .filter(|_| parts.uri.path() == "/token");
+        if let Some((status, body, location)) = overridden {
+            let mut response = Response::builder()
+                .status(status)
+                .header("content-type", "application/json");
+            if let Some(l) = location {
+                response = response.header("location", l);
+            }
+            return response
+                .body(Full::new(Bytes::from(body)))
+                .expect("a valid response");
+        }
         let (status, content_type, body) = match (parts.method.as_str(), parts.uri.path()) {
             ("POST", "/token") => self.token(basic, form),
             ("GET", "/keys") => (200, "application/json", self.keys.jwks().to_string()),
