@@ -138,7 +138,7 @@ fn okta_client_credentials_a_dropped_scope_then_a_rotated_secret() {
         "{}",
         first.stdout
     );
-    assert!(first.stdout.contains("nothing changed"), "{}", first.stdout);
+    first.says("nothing changed");
     let asked = &idp.token_requests()[0];
     assert!(asked.basic, "Okta's default is client_secret_basic");
     assert_eq!(
@@ -150,13 +150,7 @@ fn okta_client_credentials_a_dropped_scope_then_a_rotated_secret() {
     idp.set_client("erp-prod", okta_client(PROD_SECRET, &["gl:journal:read"]));
     let second = snapshot(&setup, &[]);
     second.assert_code(0);
-    assert!(
-        second
-            .stdout
-            .contains("erp-sync (prod): privileges_removed: removed=scp:gl:journal:write"),
-        "{}",
-        second.stdout
-    );
+    second.says("erp-sync (prod): privileges_removed: removed=scp:gl:journal:write");
 
     idp.set_client(
         "erp-prod",
@@ -164,20 +158,10 @@ fn okta_client_credentials_a_dropped_scope_then_a_rotated_secret() {
     );
     let third = snapshot(&setup, &[]);
     third.assert_code(1);
-    assert!(third.stdout.contains("invalid_client"), "{}", third.stdout);
-    assert!(
-        third
-            .stdout
-            .contains("probe_failing: status=invalid_client after a successful probe"),
-        "{}",
-        third.stdout
-    );
+    third.says("invalid_client");
+    third.says("probe_failing: status=invalid_client after a successful probe");
     // The fixture's error_description is what the engineer reads.
-    assert!(
-        third.stdout.contains("No client credentials found"),
-        "{}",
-        third.stdout
-    );
+    third.says("No client credentials found");
 
     export(&setup).assert_code(0);
     let out = setup.out();
@@ -323,18 +307,8 @@ fn entra_and_auth0_claim_shapes_signed_rs256() {
     let run = snapshot(&setup, &["-vv"]);
     run.assert_code(0);
     assert!(run.stderr.contains("TRACE"), "traced: {}", run.stderr);
-    assert!(
-        run.stdout
-            .contains("role:Ledger.Admin scp:Journal.Read scp:Journal.Write"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("perm:post:journal perm:read:journal scp:read:journal"),
-        "{}",
-        run.stdout
-    );
+    run.says("role:Ledger.Admin scp:Journal.Read scp:Journal.Write");
+    run.says("perm:post:journal perm:read:journal scp:read:journal");
     // Both profiles post the client's credentials in the form; Auth0 names its API.
     let requests = idp.token_requests();
     assert!(
@@ -352,11 +326,7 @@ fn entra_and_auth0_claim_shapes_signed_rs256() {
         Some("https://erp.example.com/api")
     );
     // Same logical credential, different privileges: an environment mismatch, once.
-    assert!(
-        run.stdout.contains("environment_mismatch"),
-        "{}",
-        run.stdout
-    );
+    run.says("environment_mismatch");
     let again = snapshot(&setup, &[]);
     assert!(
         !again.stdout.contains("environment_mismatch"),
@@ -383,18 +353,8 @@ fn entra_and_auth0_claim_shapes_signed_rs256() {
     idp.set_client("erp-test", refused);
     let refused = snapshot(&setup, &["--credential", "erp-sync"]);
     refused.assert_code(1);
-    assert!(
-        refused
-            .stdout
-            .contains("erp-sync    test  oauth2  invalid_scope"),
-        "{}",
-        refused.stdout
-    );
-    assert!(
-        refused.stdout.contains("No scopes were requested."),
-        "{}",
-        refused.stdout
-    );
+    refused.says("erp-sync    test  oauth2  invalid_scope");
+    refused.says("No scopes were requested.");
 }
 
 /// The JWT an integration keeps in a file: expiry horizon, expired, unsigned, forged.
@@ -433,16 +393,12 @@ fn a_saved_jwt_expiring_expired_unsigned_and_forged() {
     );
     // Said once, not every hour.
     let again = snapshot(&setup, &[]);
-    assert!(again.stdout.contains("nothing changed"), "{}", again.stdout);
+    again.says("nothing changed");
 
     std::fs::write(&token_file, idp.keys().sign("RS256", &claims(now - 60))).expect("token");
     let expired = snapshot(&setup, &[]);
     expired.assert_code(1);
-    assert!(
-        expired.stdout.contains("token_expired"),
-        "{}",
-        expired.stdout
-    );
+    expired.says("token_expired");
 
     std::fs::write(&token_file, TestKeys::unsigned(&claims(now + 86_400))).expect("token");
     let unsigned = snapshot(&setup, &[]);
@@ -456,7 +412,7 @@ fn a_saved_jwt_expiring_expired_unsigned_and_forged() {
     let forged = TestKeys::generate().sign("ES256", &claims(now + 86_400));
     std::fs::write(&token_file, &forged).expect("token");
     let bad = snapshot(&setup, &[]);
-    assert!(bad.stdout.contains("invalid_signature"), "{}", bad.stdout);
+    bad.says("invalid_signature");
 
     export(&setup).assert_code(0);
     let statuses: Vec<String> = by_time(rows(&setup.out(), "token_snapshots"))
@@ -522,11 +478,7 @@ fn introspection_active_then_inactive() {
     let setup = Setup::new(&config, &[("hourly", HOURLY)]);
     let run = snapshot(&setup, &[]);
     run.assert_code(0);
-    assert!(
-        run.stdout.contains("scp:dolphin scp:read scp:write"),
-        "{}",
-        run.stdout
-    );
+    run.says("scp:dolphin scp:read scp:write");
     idp.set_active(opaque, None);
     let revoked = snapshot(&setup, &[]);
     revoked.assert_code(1);
@@ -561,11 +513,7 @@ fn github_token_scopes_expiry_and_unknown_privileges() {
     let setup = Setup::new(&config, &[("hourly", HOURLY)]);
     let run = snapshot(&setup, &[]);
     run.assert_code(0);
-    assert!(
-        run.stdout.contains("scp:admin:org_hook scp:repo"),
-        "{}",
-        run.stdout
-    );
+    run.says("scp:admin:org_hook scp:repo");
     // A fine-grained token: no scope header, so its privileges are unknown, not empty.
     gh.set_scope_header(false);
     let fine = snapshot(&setup, &[]);
@@ -621,7 +569,7 @@ fn aws_caller_identity_against_the_expected_one_and_a_skewed_clock() {
         .env("AWS_EC2_METADATA_DISABLED", "true");
     let run = Run::of(cmd.output().expect("runs"));
     run.assert_code(0);
-    assert!(run.stdout.contains("unexpected_identity: identity=arn:aws:sts::123456789012:assumed-role/my-role-name/my-role-session-name"), "{}", run.stdout);
+    run.says("unexpected_identity: identity=arn:aws:sts::123456789012:assumed-role/my-role-name/my-role-session-name");
     assert!(
         run.stdout.contains("clock_skew: server_skew_ms=600000")
             || run.stdout.contains("clock_skew: server_skew_ms=599000")
@@ -712,11 +660,7 @@ fn a_redirect_carries_no_secret_and_a_server_cannot_say_ok() {
     idp.set_token_answer(307, "", Some(&elsewhere.url("/token")));
     let redirected = snapshot(&setup, &[]);
     redirected.assert_code(1);
-    assert!(
-        redirected.stdout.contains("http_307"),
-        "{}",
-        redirected.stdout
-    );
+    redirected.says("http_307");
     assert!(
         elsewhere.paths().is_empty(),
         "followed to {:?}",
@@ -730,6 +674,6 @@ fn a_redirect_carries_no_secret_and_a_server_cannot_say_ok() {
     );
     let lying = snapshot(&setup, &[]);
     lying.assert_code(1);
-    assert!(lying.stdout.contains("http_400"), "{}", lying.stdout);
+    lying.says("http_400");
     assert!(!lying.stdout.contains("  ok  "), "{}", lying.stdout);
 }

@@ -32,6 +32,17 @@ impl Run {
         }
     }
 
+    /// Stdout says `text`; else the test fails showing all the output.
+    pub fn says(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text),
+            "expected {text:?} in stdout\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code, code,
