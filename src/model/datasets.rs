@@ -285,7 +285,7 @@ datasets! {
         expires_at_dt: Option<i64> = datetime("exp.").ocsf("session.expiration_time_dt"),
         not_before_dt: Option<i64> = datetime("nbf."),
         server_skew_ms: Option<i64> = int("Server Date header minus the local clock."),
-        identity: Option<String> = text("Caller identity, e.g. the STS ARN."),
+        identity: Option<String> = text("Caller identity: the STS ARN, the GitHub login.").personal(),
         credential_uid: Option<String> = id("Join key of the credential.").ocsf("session.credential_uid"),
         privileges_added: Vec<String> = list("Against the previous successful snapshot."),
         privileges_removed: Vec<String> = list("Against the previous successful snapshot."),
