@@ -677,3 +677,44 @@ fn a_redirect_carries_no_secret_and_a_server_cannot_say_ok() {
     lying.says("http_400");
     assert!(!lying.stdout.contains("  ok  "), "{}", lying.stdout);
 }
+
+/// A 429 from the token endpoint is waited out, and staged as scopetrail's own (DESIGN §7),
+/// never as the integration's.
+#[test]
+fn the_probes_own_429_is_retried_and_staged_as_scopetrail_self() {
+    let idp = FakeIdp::start();
+    idp.set_client("erp-prod", okta_client(PROD_SECRET, &["gl:journal:read"]));
+    idp.rate_limit_next(1);
+    let config = head() + &oauth2(&idp, "prod", "erp-prod", "ERP_PROD_SECRET", "");
+    let setup = Setup::new(&config, &[("hourly", HOURLY)]);
+    snapshot(&setup, &[])
+        .assert_code(0)
+        .says("scp:gl:journal:read");
+    assert_eq!(idp.paths().iter().filter(|p| *p == "/token").count(), 2);
+    let staged = setup.out().join("_state/staging/scopetrail.snapshot");
+    let mut own = Vec::new();
+    for entry in std::fs::read_dir(staged).expect("staged").flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".jsonl.gz") && !name.starts_with('.') {
+            let text = String::from_utf8_lossy(&common::gunzip(&entry.path())).into_owned();
+            own.extend(
+                text.lines()
+                    .filter(|l| l.contains("scopetrail.self"))
+                    .map(String::from),
+            );
+        }
+    }
+    assert_eq!(own.len(), 1, "{own:#?}");
+    for expected in [
+        "rate_limit_events",
+        "\"http_status\":429",
+        "\"retry_after_s\":1",
+        "\"ratelimit_limit\":600",
+        "\"api_operation\":\"/token\"",
+        "\"http_method\":\"POST\"",
+        "\"vendor\":\"okta\"",
+        "\"credential\":\"erp-sync\"",
+    ] {
+        assert!(own[0].contains(expected), "{expected} in {}", own[0]);
+    }
+}

@@ -19,6 +19,13 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Token, introspection and JWKS answers are small; a server sending more is not one of them.
 const MAX_BODY: usize = 1 << 20;
 
+/// Where a probe's own 429s go: rows for the credential's (vendor, tenant), staged with
+/// `source = scopetrail.self`.
+pub struct Own<'a> {
+    pub target: &'a super::fetch::Target,
+    pub rows: &'a std::sync::Mutex<Vec<crate::model::Record>>,
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: HeaderMap,
@@ -35,6 +42,7 @@ impl Engine {
         what: &str,
         url: &url::Url,
         redactor: &Redactor,
+        own: &Own<'_>,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Reply, String> {
         client::check_url(url)?;
@@ -45,7 +53,12 @@ impl Engine {
             // A 5xx or 429 that persists is still the server's answer: it is kept, and
             // returned if no later attempt does better.
             let mut answered = None;
-            let (told, failure) = match build(&self.probe_client).send().await {
+            let request = build(&self.probe_client);
+            let method = request
+                .try_clone()
+                .and_then(|r| r.build().ok())
+                .map_or_else(|| "POST".to_string(), |r| r.method().to_string());
+            let (told, failure) = match request.send().await {
                 Err(e) => (None, format!("no answer ({})", transport_error(&e))),
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -55,7 +68,19 @@ impl Engine {
                         Err(e) => (None, format!("{status}, {e}")),
                         Ok(body) => {
                             let skew_ms = skew(&headers, now);
-                            match retry::classify(status, &headers, &body, now) {
+                            let answer = retry::classify(status, &headers, &body, now);
+                            if let Answer::RateLimited { .. } = answer {
+                                let row = super::fetch::own_rate_limit(
+                                    own.target,
+                                    url,
+                                    (&method, url.path()),
+                                    status,
+                                    &headers,
+                                    now,
+                                );
+                                own.rows.lock().unwrap_or_else(|p| p.into_inner()).push(row);
+                            }
+                            match answer {
                                 Answer::RateLimited { wait } | Answer::Transient { wait } => {
                                     let failure = format!("{status}");
                                     answered = Some(Reply {

@@ -362,23 +362,7 @@ impl Api {
         headers: &HeaderMap,
         time: i64,
     ) -> Header {
-        let request_id = request_id(headers);
-        let origin = Origin {
-            dataset,
-            vendor: &self.target.vendor,
-            tenant: &self.target.tenant,
-            environment: &self.target.environment,
-            source: OWN_SOURCE,
-        };
-        let id = request_id
-            .clone()
-            .unwrap_or_else(|| format!("{time} {status} {}", url.path()));
-        origin.header(
-            time,
-            origin.event_uid(&id, None),
-            request_id,
-            self.target.credential.clone(),
-        )
+        own_header(&self.target, dataset, url, status, headers, time)
     }
 
     fn own_rate_limit(
@@ -389,29 +373,8 @@ impl Api {
         headers: &HeaderMap,
         now: SystemTime,
     ) {
-        let time = epoch_ms(now);
-        let number = |a: &str, b: &str| {
-            header(headers, a)
-                .or_else(|| header(headers, b))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        let row = RateLimitEvent {
-            head: self.head(Dataset::RateLimitEvents, url, status, headers, time),
-            http_status: Some(i64::from(status)),
-            api_service: url.host_str().map(str::to_string),
-            api_operation: Some(operation.to_string()),
-            http_method: Some("GET".into()),
-            actor_app: None,
-            credential_uid: self.target.credential_uid.clone(),
-            retry_after_s: retry::retry_after(headers, now).map(|d| d.as_secs() as i64),
-            ratelimit_limit: number("x-ratelimit-limit", "x-rate-limit-limit"),
-            ratelimit_remaining: number("x-ratelimit-remaining", "x-rate-limit-remaining"),
-            request_id: request_id(headers),
-        };
-        self.own
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(row.into());
+        let row = own_rate_limit(&self.target, url, ("GET", operation), status, headers, now);
+        self.own.lock().unwrap_or_else(|p| p.into_inner()).push(row);
     }
 
     fn own_denial(
@@ -556,6 +519,66 @@ fn read_saved(dir: &std::path::Path, url: &Url) -> Result<VecDeque<Page>> {
         }
     }
     Ok(pages)
+}
+
+/// The leading columns of a row about scopetrail's own call.
+fn own_header(
+    target: &Target,
+    dataset: Dataset,
+    url: &Url,
+    status: u16,
+    headers: &HeaderMap,
+    time: i64,
+) -> Header {
+    let request_id = request_id(headers);
+    let origin = Origin {
+        dataset,
+        vendor: &target.vendor,
+        tenant: &target.tenant,
+        environment: &target.environment,
+        source: OWN_SOURCE,
+    };
+    let id = request_id
+        .clone()
+        .unwrap_or_else(|| format!("{time} {status} {}", url.path()));
+    origin.header(
+        time,
+        origin.event_uid(&id, None),
+        request_id,
+        target.credential.clone(),
+    )
+}
+
+/// A 429 scopetrail itself received (DESIGN §7: staged as `scopetrail.self`, never counted
+/// as the integration's).
+pub fn own_rate_limit(
+    target: &Target,
+    url: &Url,
+    (method, operation): (&str, &str),
+    status: u16,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Record {
+    let number = |a: &str, b: &str| {
+        header(headers, a)
+            .or_else(|| header(headers, b))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let time = epoch_ms(now);
+    RateLimitEvent {
+        head: own_header(target, Dataset::RateLimitEvents, url, status, headers, time),
+        http_status: Some(i64::from(status)),
+        api_service: url.host_str().map(str::to_string),
+        api_operation: Some(operation.to_string()),
+        http_method: Some(method.to_string()),
+        actor_app: None,
+        credential_uid: target.credential_uid.clone(),
+        retry_after_s: retry::retry_after(headers, now).map(|d| d.as_secs() as i64),
+        ratelimit_limit: number("x-ratelimit-limit", "x-rate-limit-limit"),
+        ratelimit_remaining: number("x-ratelimit-remaining", "x-rate-limit-remaining"),
+        request_id: request_id(headers),
+    }
+    .into()
 }
 
 fn request_id(headers: &HeaderMap) -> Option<String> {

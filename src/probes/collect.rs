@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Observation, ProbeKind, jwt::KeyCache, probe};
 use crate::analysis::drift::{self, Drift, Limits};
 use crate::config::Credential;
+use crate::http::exchange::Own;
+use crate::http::fetch::Target;
 use crate::model::uid::Origin;
 use crate::model::{Change, Dataset, Header, Record, TokenSnapshot};
 use crate::sources::Source;
@@ -81,12 +83,6 @@ impl Source for Snapshots {
             }),
         };
         let jwks = KeyCache::default();
-        let ctx = Context {
-            engine: &self.engine,
-            base_dir: &self.base_dir,
-            now,
-            jwks: &jwks,
-        };
         let mut records = Vec::new();
         let probed: Vec<&Credential> = self
             .credentials
@@ -101,7 +97,19 @@ impl Source for Snapshots {
             if session.cancelled() {
                 break;
             }
+            let (target, own) = (own_target(credential), Mutex::new(Vec::new()));
+            let ctx = Context {
+                engine: &self.engine,
+                base_dir: &self.base_dir,
+                now,
+                jwks: &jwks,
+                own: Own {
+                    target: &target,
+                    rows: &own,
+                },
+            };
             let obs = probe(spec, credential, &ctx).await;
+            records.extend(own.into_inner().unwrap_or_else(|p| p.into_inner()));
             tracing::info!(credential = %credential.name, environment = %credential.environment, status = %obs.status, "snapshot");
             let seen = cursor.credentials.get(&key(credential));
             let last_ok =
@@ -235,6 +243,23 @@ impl Snapshots {
             }
         }
         out
+    }
+}
+
+/// Whom a probe's own calls are for: the rows of its 429s.
+fn own_target(c: &Credential) -> Target {
+    let (vendor, tenant) = c
+        .used_by
+        .first()
+        .map_or((String::new(), String::new()), |b| {
+            (b.vendor.clone(), b.tenant.clone())
+        });
+    Target {
+        vendor,
+        tenant,
+        environment: c.environment.clone(),
+        credential: Some(c.name.clone()),
+        credential_uid: c.credential_uid(),
     }
 }
 

@@ -55,7 +55,7 @@ impl Settings {
         bearer.set_sensitive(true);
         let reply = ctx
             .engine
-            .exchange(&what, &url, &redactor, |c| {
+            .exchange(&what, &url, &redactor, &ctx.own, |c| {
                 c.get(url.clone())
                     .header(AUTHORIZATION, bearer.clone())
                     .header("accept", "application/vnd.github+json")

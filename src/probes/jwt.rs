@@ -292,7 +292,9 @@ async fn fetch(
     let what = format!("GET {url}");
     let reply = ctx
         .engine
-        .exchange(&what, &parsed, redactor, |c| c.get(parsed.clone()))
+        .exchange(&what, &parsed, redactor, &ctx.own, |c| {
+            c.get(parsed.clone())
+        })
         .await?;
     if reply.status != 200 {
         return Err(format!("{what}: {}", reply.status));

@@ -237,6 +237,8 @@ pub struct Context<'a> {
     pub base_dir: &'a Path,
     pub now: DateTime<Utc>,
     pub jwks: &'a jwt::KeyCache,
+    /// The probed credential's own 429s go here.
+    pub own: crate::http::exchange::Own<'a>,
 }
 
 impl Context<'_> {

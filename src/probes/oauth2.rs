@@ -203,7 +203,7 @@ pub(super) async fn post_as_client(
     let what = format!("POST {}", redactor.scrub(url.as_str()));
     let reply = ctx
         .engine
-        .exchange(&what, url, redactor, |c| {
+        .exchange(&what, url, redactor, &ctx.own, |c| {
             let mut r = c
                 .post(url.clone())
                 .form(&form)

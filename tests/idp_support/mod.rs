@@ -29,6 +29,7 @@ pub use keys::TestKeys;
 
 const INVALID_CLIENT: &str = include_str!("../fixtures/okta/oauth-error-invalid-client.json");
 const INVALID_SCOPE: &str = include_str!("../fixtures/okta/oauth-error-invalid-scope.json");
+const TOO_MANY: &str = include_str!("../fixtures/okta/error-toomanyrequests.json");
 const INACTIVE: &str = include_str!("../fixtures/oauth/rfc7662-2.2-introspection-inactive.json");
 
 /// How a client's tokens look.
@@ -81,6 +82,8 @@ struct State {
     token_override: Option<(u16, String, Option<String>)>,
     /// Requests that reached the server, by path.
     paths: Vec<String>,
+    /// The next this many token requests get Okta's 429.
+    rate_limited: u32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -175,6 +178,11 @@ impl FakeIdp {
         lock(&self.state).token_override = Some((status, body.into(), location.map(String::from)));
     }
 
+    /// The next `n` token requests are refused with Okta's 429 (`Retry-After: 1`).
+    pub fn rate_limit_next(&self, n: u32) {
+        lock(&self.state).rate_limited = n;
+    }
+
     /// Every request path the server received.
     pub fn paths(&self) -> Vec<String> {
         lock(&self.state).paths.clone()
@@ -237,6 +245,24 @@ impl FakeIdp {
             .token_override
             .clone()
             .filter(|_| parts.uri.path() == "/token");
+        let limited = {
+            let mut s = lock(&self.state);
+            let hit = s.rate_limited > 0 && parts.uri.path() == "/token";
+            if hit {
+                s.rate_limited -= 1;
+            }
+            hit
+        };
+        if limited {
+            return Response::builder()
+                .status(429)
+                .header("content-type", "application/json")
+                .header("retry-after", "1")
+                .header("x-rate-limit-limit", "600")
+                .header("x-rate-limit-remaining", "0")
+                .body(Full::new(Bytes::from(TOO_MANY)))
+                .expect("a valid response");
+        }
         if let Some((status, body, location)) = overridden {
             let mut response = Response::builder()
                 .status(status)
