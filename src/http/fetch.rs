@@ -354,17 +354,6 @@ impl Api {
         }
     }
 
-    fn head(
-        &self,
-        dataset: Dataset,
-        url: &Url,
-        status: u16,
-        headers: &HeaderMap,
-        time: i64,
-    ) -> Header {
-        own_header(&self.target, dataset, url, status, headers, time)
-    }
-
     fn own_rate_limit(
         &self,
         url: &Url,
@@ -391,7 +380,7 @@ impl Api {
             _ => Vec::new(),
         };
         let row = Denial {
-            head: self.head(Dataset::Denials, url, status, headers, time),
+            head: own_header(&self.target, Dataset::Denials, url, status, headers, time),
             http_status: Some(i64::from(status)),
             auth_error: e.auth_error.clone(),
             error_code: None,
