@@ -53,12 +53,16 @@ impl Engine {
             // A 5xx or 429 that persists is still the server's answer: it is kept, and
             // returned if no later attempt does better.
             let mut answered = None;
-            let request = build(&self.probe_client);
+            // Built once: its method names the row of a 429, then it is sent.
+            let request = build(&self.probe_client).build();
             let method = request
-                .try_clone()
-                .and_then(|r| r.build().ok())
-                .map_or_else(|| "POST".to_string(), |r| r.method().to_string());
-            let (told, failure) = match request.send().await {
+                .as_ref()
+                .map_or_else(|_| "POST".to_string(), |r| r.method().to_string());
+            let sent = match request {
+                Ok(r) => self.probe_client.execute(r).await,
+                Err(e) => Err(e),
+            };
+            let (told, failure) = match sent {
                 Err(e) => (None, format!("no answer ({})", transport_error(&e))),
                 Ok(response) => {
                     let status = response.status().as_u16();
