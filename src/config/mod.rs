@@ -23,7 +23,7 @@ pub use values::{Dur, Instant, Name, SecretRef};
 use crate::model::Dataset;
 use crate::privacy::{Privacy, PrivacyAction};
 use crate::schedule::Schedule;
-use crate::sources::{Cadence, SourceSettings, SourceSpec};
+use crate::sources::{Cadence, SourceSpec};
 use crate::store::s3::S3Spec;
 use crate::store::s3::config::{CREDENTIAL_KEYS as S3_CREDENTIAL_KEYS, RawS3};
 
@@ -754,13 +754,13 @@ fn decode_source(
         doc.decode(&Spanned::new(value.span(), DeValue::Table(common)), &what)?;
     let kind = common.kind.get_ref().as_str();
     let own = Spanned::new(value.span(), DeValue::Table(own));
-    let Some(settings) = SourceSettings::decode(kind, doc, &own, &what, tenants) else {
-        if !SourceSettings::KINDS.contains(&kind) {
+    let Some(settings) = crate::sources::decode_settings(kind, doc, &own, &what, tenants) else {
+        if !crate::sources::KINDS.contains(&kind) {
             doc.error(
                 common.kind.span(),
                 format!(
                     "{what}: unknown kind `{kind}` (this build has: {})",
-                    SourceSettings::KINDS.join(", ")
+                    crate::sources::KINDS.join(", ")
                 ),
             );
         }

@@ -26,6 +26,8 @@ pub struct Explained {
     pub auth_error: Option<String>,
     /// The vendor's message from the body.
     pub message: Option<String>,
+    /// The vendor's error code from the body: Okta's `E0000006`, Stripe's `code` or `type`.
+    pub code: Option<String>,
     pub line: String,
 }
 
@@ -88,6 +90,7 @@ pub fn explain(what: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Exp
         cause,
         auth_error,
         message,
+        code: body_code(body),
         line,
     }
 }
@@ -125,6 +128,17 @@ pub fn body_message(body: &[u8]) -> Option<String> {
                 .map(str::to_string),
             _ => None,
         })
+}
+
+/// The error code of a JSON error body: Okta's `errorCode`, Stripe's `error.code` (or its
+/// `error.type` when it has no code), OAuth's `error`.
+pub fn body_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |v: Option<&serde_json::Value>| v?.as_str().map(str::to_string);
+    text(v.get("errorCode"))
+        .or_else(|| text(v.pointer("/error/code")))
+        .or_else(|| text(v.pointer("/error/type")))
+        .or_else(|| text(v.get("error")))
 }
 
 fn one_line(s: &str) -> String {

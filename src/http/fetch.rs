@@ -78,7 +78,10 @@ impl Engine {
 pub enum Transport {
     Http {
         base: Url,
+        /// Sent as `Authorization: <scheme> <token>`.
         token: Option<SecretString>,
+        /// `Bearer`, or Okta's `SSWS` for API tokens.
+        scheme: &'static str,
         /// Vendor headers sent with every request (`Accept`, API version).
         headers: Vec<(&'static str, String)>,
     },
@@ -131,6 +134,21 @@ impl Page {
         serde_json::from_slice(&self.body)
             .map_err(|e| anyhow!("{}: expected a JSON array of items ({e})", self.at))
     }
+
+    /// The array under `field` of a page that is an object (`data` of a Stripe list,
+    /// `incidents` of a status page); a page without it has no items.
+    pub fn items_in(&self, field: &str) -> Result<Vec<&serde_json::value::RawValue>> {
+        let page: std::collections::HashMap<
+            std::borrow::Cow<'_, str>,
+            &serde_json::value::RawValue,
+        > = serde_json::from_slice(&self.body)
+            .map_err(|e| anyhow!("{}: expected a JSON object ({e})", self.at))?;
+        match page.get(field) {
+            None => Ok(Vec::new()),
+            Some(list) => serde_json::from_str(list.get())
+                .map_err(|e| anyhow!("{}: `{field}` is not an array of items ({e})", self.at)),
+        }
+    }
 }
 
 struct Response {
@@ -153,6 +171,12 @@ impl Api {
             own: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
         }
+    }
+
+    /// A rate limit the vendor documents but does not advertise in its answers: paced like
+    /// an advertised one (`[http] budget_share` of it).
+    pub fn declare_limit(&self, limit: u64, window: Duration) {
+        self.engine.pacer.declare(&self.budget, limit, window);
     }
 
     pub fn is_files(&self) -> bool {
@@ -215,7 +239,13 @@ impl Api {
     }
 
     async fn get(&self, url: &Url, operation: &str) -> Result<Response> {
-        let Transport::Http { token, headers, .. } = &self.transport else {
+        let Transport::Http {
+            token,
+            scheme,
+            headers,
+            ..
+        } = &self.transport
+        else {
             return Err(anyhow!("internal: get() on a file transport"));
         };
         client::check_url(url).map_err(ConfigError)?;
@@ -239,10 +269,10 @@ impl Api {
                 request = request.header(*k, v);
             }
             if let Some(token) = token {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                    .map_err(|_| {
-                        ConfigError(format!("{what}: the token is not a valid header value"))
-                    })?;
+                let mut value =
+                    HeaderValue::from_str(&format!("{scheme} {}", token.expose_secret())).map_err(
+                        |_| ConfigError(format!("{what}: the token is not a valid header value")),
+                    )?;
                 value.set_sensitive(true);
                 request = request.header(reqwest::header::AUTHORIZATION, value);
             }
@@ -383,7 +413,7 @@ impl Api {
             head: own_header(&self.target, Dataset::Denials, url, status, headers, time),
             http_status: Some(i64::from(status)),
             auth_error: e.auth_error.clone(),
-            error_code: None,
+            error_code: e.code.clone(),
             error_message: e
                 .message
                 .as_deref()
@@ -475,7 +505,9 @@ impl Pages<'_> {
 
 /// `dir/<path>.json`: one JSON value, or several one after another (`gh api --paginate`).
 fn read_saved(dir: &std::path::Path, url: &Url) -> Result<VecDeque<Page>> {
+    // `/api/v2/incidents.json` is saved as `api/v2/incidents.json` too.
     let rel = url.path().trim_start_matches('/');
+    let rel = rel.strip_suffix(".json").unwrap_or(rel);
     let file = dir.join(format!("{rel}.json"));
     let bytes = std::fs::read(&file).map_err(|e| {
         ConfigError(format!(

@@ -34,6 +34,9 @@ struct Budget {
     reset: Option<SystemTime>,
     /// scopetrail's own requests in the current window, counted when sent.
     ours: u64,
+    /// A limit the vendor documents but does not advertise (Stripe): its window starts with
+    /// the first request counted in it.
+    declared: Option<(u64, Duration)>,
 }
 
 pub struct Pacer {
@@ -64,6 +67,10 @@ impl Pacer {
             b.remaining = None;
             b.reset = None;
         }
+        if let (Some((limit, window)), None) = (b.declared, b.reset) {
+            b.limit = Some(limit);
+            b.reset = now.checked_add(window);
+        }
         if let (Some(limit), Some(reset)) = (b.limit, b.reset) {
             let wait = reset.duration_since(now).unwrap_or_default();
             let allowance = ((limit as f64 * self.share).floor() as u64).max(1);
@@ -93,6 +100,12 @@ impl Pacer {
             *r = r.saturating_sub(1);
         }
         Pace::Go
+    }
+
+    /// A limit of `limit` requests per `window` that the vendor's answers do not carry.
+    pub fn declare(&self, key: &str, limit: u64, window: Duration) {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        budgets.entry(key.to_string()).or_default().declared = Some((limit, window));
     }
 
     /// Learns the budget from an answer's headers.
@@ -235,5 +248,21 @@ mod tests {
             assert_eq!(pacer.before("k", now), Pace::Go);
             pacer.after("k", &HeaderMap::new(), now);
         }
+    }
+
+    #[test]
+    fn a_declared_limit_paces_without_headers() {
+        let pacer = Pacer::new(0.1, 0.2);
+        pacer.declare("stripe", 25, Duration::from_secs(1));
+        let now = UNIX_EPOCH + Duration::from_secs(T0);
+        assert_eq!(pacer.before("stripe", now), Pace::Go);
+        pacer.after("stripe", &HeaderMap::new(), now);
+        assert_eq!(pacer.before("stripe", now), Pace::Go);
+        assert!(
+            matches!(pacer.before("stripe", now), Pace::Wait { .. }),
+            "2 of 25 per second"
+        );
+        let later = now + Duration::from_secs(1);
+        assert_eq!(pacer.before("stripe", later), Pace::Go, "a new window");
     }
 }

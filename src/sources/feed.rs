@@ -88,6 +88,10 @@ pub struct FeedCursor {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Cursors {
     feeds: BTreeMap<String, FeedCursor>,
+    /// What a source remembers of objects that are not events (Stripe's webhook endpoints),
+    /// to tell what changed; saved with the feeds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    state: BTreeMap<String, serde_json::Value>,
 }
 
 /// One item of a page: its time and the vendor's id (for the mark), and its rows (none for
@@ -383,6 +387,55 @@ impl<'s, 'a> Feeds<'s, 'a> {
     /// True once staging failed in this collection.
     pub fn broken(&self) -> bool {
         self.broken
+    }
+
+    /// What the source kept under `key` at the last save.
+    pub fn state(&self, key: &str) -> Option<&serde_json::Value> {
+        self.cursors.state.get(key)
+    }
+
+    /// Keeps `value` under `key`, saved with the next staged records.
+    pub fn set_state(&mut self, key: &str, value: serde_json::Value) {
+        self.cursors.state.insert(key.to_string(), value);
+    }
+
+    /// Stages records that belong to no feed (changes found by comparing `state`).
+    pub fn stage(&mut self, records: impl IntoIterator<Item = Record>) {
+        self.pending.extend(records);
+    }
+
+    /// Ends a collection whose lists were read one after another, each failure kept so one
+    /// list refused does not stop the others: stages scopetrail's own rows of calls after
+    /// the last save, counts the calls for the run record, and reports the first failure.
+    pub async fn finish(mut self, api: &Api, mut failures: Vec<anyhow::Error>) -> Result<()> {
+        if !self.broken
+            && (api.has_own() || !self.pending.is_empty())
+            && let Err(e) = self.save(api).await
+        {
+            failures.push(e);
+        }
+        let stats = api.stats();
+        for (counter, n) in [
+            ("requests", stats.requests),
+            ("retries", stats.retries),
+            ("429s received", stats.rate_limited),
+            ("ms paced", stats.paced_ms),
+        ] {
+            if n > 0 {
+                self.session.count(counter, n);
+            }
+        }
+        let mut failures = failures.into_iter();
+        match failures.next() {
+            None => Ok(()),
+            Some(first) => {
+                let more = failures.count();
+                if more > 0 {
+                    tracing::warn!("{more} more lists of this source failed; see the errors above");
+                }
+                Err(first)
+            }
+        }
     }
 
     /// Forgets the feeds under `prefix` other than `keep` (hooks no longer listed).

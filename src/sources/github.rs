@@ -6,7 +6,6 @@
 //! become `changes`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
@@ -19,9 +18,9 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::feed::{Feeds, Item, Read};
-use super::{BuildContext, Coverage, Source, SourceSpec};
+use super::{BuildContext, Coverage, Source, SourceConfig, SourceSpec};
 use crate::bindings::Bindings;
-use crate::config::{Doc, Dur, Tenant};
+use crate::config::{Doc, Dur};
 use crate::error::ConfigError;
 use crate::http::fetch::Target;
 use crate::http::{Api, Engine, Paging, Transport};
@@ -66,7 +65,6 @@ impl Settings {
         doc: &mut Doc<'_>,
         value: &Spanned<DeValue<'_>>,
         what: &str,
-        _tenants: &BTreeMap<String, Tenant>,
     ) -> Option<Settings> {
         let settings: Settings = doc.decode(value, what)?;
         if settings.org.is_none() && settings.repos.is_empty() {
@@ -105,15 +103,41 @@ impl Settings {
         Some(settings)
     }
 
-    pub fn retention(&self) -> Dur {
-        Dur(std::time::Duration::from_secs(RETENTION_DAYS * 86_400))
+    fn deliveries(&self) -> bool {
+        self.webhook_deliveries.unwrap_or(true)
     }
 
-    pub fn default_rescan_overlap() -> Dur {
+    fn audit(&self) -> bool {
+        self.org.is_some() && self.audit_log.unwrap_or(true)
+    }
+}
+
+impl SourceConfig for Settings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn datasets(&self) -> &'static [Dataset] {
+        DATASETS
+    }
+
+    fn default_retention(&self) -> Option<Dur> {
+        Some(Dur(std::time::Duration::from_secs(RETENTION_DAYS * 86_400)))
+    }
+
+    fn default_rescan_overlap(&self) -> Dur {
         Dur(std::time::Duration::from_secs(DEFAULT_OVERLAP_MINUTES * 60))
     }
 
-    pub fn coverage(&self, tenant: &str) -> Vec<Coverage> {
+    fn needs_token(&self) -> bool {
+        self.saved.is_none()
+    }
+
+    fn credential(&self) -> Option<&Spanned<String>> {
+        self.credential.as_ref()
+    }
+
+    fn coverage(&self, tenant: &str) -> Vec<Coverage> {
         vec![Coverage {
             vendor: VENDOR.into(),
             tenant: tenant.into(),
@@ -121,12 +145,8 @@ impl Settings {
         }]
     }
 
-    fn deliveries(&self) -> bool {
-        self.webhook_deliveries.unwrap_or(true)
-    }
-
-    fn audit(&self) -> bool {
-        self.org.is_some() && self.audit_log.unwrap_or(true)
+    fn build(&self, spec: &SourceSpec, ctx: &BuildContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(GitHub::new(spec, self, ctx)?))
     }
 }
 
@@ -231,6 +251,7 @@ impl GitHub {
                     base: Url::parse(base)
                         .with_context(|| format!("source {}: api_url", spec.name))?,
                     token: Some(token),
+                    scheme: "Bearer",
                     headers: vec![
                         ("accept", "application/vnd.github+json".into()),
                         ("x-github-api-version", "2022-11-28".into()),
@@ -609,37 +630,9 @@ impl Source for GitHub {
         {
             failures.push(e);
         }
-        // scopetrail's own rows of calls after the last save (a hook listing refused).
-        if self.api.has_own()
-            && let Err(e) = feeds.save(&self.api).await
-        {
-            failures.push(e);
-        }
-        let stats = self.api.stats();
-        let session = feeds.session();
-        for (counter, n) in [
-            ("requests", stats.requests),
-            ("retries", stats.retries),
-            ("429s received", stats.rate_limited),
-            ("ms paced", stats.paced_ms),
-        ] {
-            if n > 0 {
-                session.count(counter, n);
-            }
-        }
-        let mut failures = failures.into_iter();
-        match failures.next() {
-            None => Ok(()),
-            Some(first) => {
-                let more = failures.count();
-                if more > 0 {
-                    tracing::warn!(
-                        source = KIND,
-                        "{more} more lists of this source failed; see the errors above"
-                    );
-                }
-                Err(first)
-            }
-        }
+        // scopetrail's own rows of calls after the last save (a hook listing refused) are
+        // staged by `finish`.
+        feeds.finish(&self.api, failures).await
     }
 }
+

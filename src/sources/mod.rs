@@ -5,6 +5,7 @@
 pub mod feed;
 pub mod github;
 pub mod http_log;
+pub mod statuspage;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -97,99 +98,75 @@ pub struct BuildContext<'a> {
     pub engine: Arc<crate::http::Engine>,
 }
 
-/// Each kind's own settings: the rest of its `[sources.NAME]` table.
-#[derive(Debug)]
-pub enum SourceSettings {
-    HttpLog(http_log::Settings),
-    GitHub(github::Settings),
-}
-
-impl SourceSettings {
-    pub const KINDS: &'static [&'static str] = &["http_log", "github"];
-
-    pub fn decode(
-        kind: &str,
-        doc: &mut Doc<'_>,
-        value: &Spanned<DeValue<'_>>,
-        what: &str,
-        tenants: &BTreeMap<String, Tenant>,
-    ) -> Option<Self> {
-        match kind {
-            "http_log" => http_log::Settings::decode(doc, value, what, tenants).map(Self::HttpLog),
-            "github" => github::Settings::decode(doc, value, what, tenants).map(Self::GitHub),
-            _ => None,
-        }
-    }
-
+/// A kind's own settings (the rest of its `[sources.NAME]` table), what the engine asks of
+/// them, and the builder of the source a run collects.
+pub trait SourceConfig: std::fmt::Debug + Send + Sync {
     /// The `source` column of its rows.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceSettings::HttpLog(_) => "http_log",
-            SourceSettings::GitHub(_) => github::KIND,
-        }
-    }
+    fn kind(&self) -> &'static str;
 
-    pub fn default_retention(&self) -> Option<Dur> {
-        match self {
-            SourceSettings::HttpLog(s) => Some(s.retention()),
-            SourceSettings::GitHub(s) => Some(s.retention()),
-        }
+    /// The datasets its rows can go to.
+    fn datasets(&self) -> &'static [Dataset];
+
+    /// How long the vendor keeps what this source reads (`None`: not limited).
+    fn default_retention(&self) -> Option<Dur> {
+        None
     }
 
     /// How far before its mark a source reads again unless configured.
-    pub fn default_rescan_overlap(&self) -> Dur {
-        match self {
-            SourceSettings::HttpLog(_) => Dur(std::time::Duration::ZERO),
-            SourceSettings::GitHub(_) => github::Settings::default_rescan_overlap(),
-        }
+    fn default_rescan_overlap(&self) -> Dur {
+        Dur(std::time::Duration::ZERO)
     }
 
-    /// Whether the source calls an API (and so needs its credential's token).
-    pub fn needs_token(&self) -> bool {
-        match self {
-            SourceSettings::HttpLog(_) => false,
-            SourceSettings::GitHub(s) => s.saved.is_none(),
-        }
+    /// Whether the source calls an API with its credential's token.
+    fn needs_token(&self) -> bool {
+        false
     }
 
     /// The credential a vendor source calls its API with, by name.
-    pub fn credential(&self) -> Option<&Spanned<String>> {
-        match self {
-            SourceSettings::HttpLog(_) => None,
-            SourceSettings::GitHub(s) => s.credential.as_ref(),
-        }
-    }
-
-    /// The datasets its rows can go to.
-    pub fn datasets(&self) -> &'static [Dataset] {
-        match self {
-            SourceSettings::HttpLog(_) => http_log::DATASETS,
-            SourceSettings::GitHub(_) => github::DATASETS,
-        }
+    fn credential(&self) -> Option<&Spanned<String>> {
+        None
     }
 
     /// The tenants its rows can belong to.
-    pub fn tenants(&self, default_tenant: &str) -> Vec<String> {
-        match self {
-            SourceSettings::HttpLog(s) => s.tenants(default_tenant),
-            SourceSettings::GitHub(_) => vec![default_tenant.to_string()],
-        }
+    fn tenants(&self, default_tenant: &str) -> Vec<String> {
+        vec![default_tenant.to_string()]
     }
 
-    pub fn coverage(&self, default_tenant: &str) -> Vec<Coverage> {
-        match self {
-            SourceSettings::HttpLog(s) => s.coverage(default_tenant),
-            SourceSettings::GitHub(s) => s.coverage(default_tenant),
-        }
+    /// What its rows can be attributed to, for the bindings' check; none for sources whose
+    /// rows concern no credential (status pages).
+    fn coverage(&self, default_tenant: &str) -> Vec<Coverage>;
+
+    fn build(&self, spec: &SourceSpec, ctx: &BuildContext<'_>) -> Result<Box<dyn Source>>;
+}
+
+pub type SourceSettings = Box<dyn SourceConfig>;
+
+/// The kinds this build has.
+pub const KINDS: &[&str] = &["http_log", "github", "statuspage"];
+
+/// Decodes a kind's settings; `None` when they have errors (reported into `doc`) or the kind
+/// is unknown.
+pub fn decode_settings(
+    kind: &str,
+    doc: &mut Doc<'_>,
+    value: &Spanned<DeValue<'_>>,
+    what: &str,
+    tenants: &BTreeMap<String, Tenant>,
+) -> Option<SourceSettings> {
+    fn boxed<T: SourceConfig + 'static>(settings: Option<T>) -> Option<SourceSettings> {
+        settings.map(|s| Box::new(s) as SourceSettings)
+    }
+    match kind {
+        "http_log" => boxed(http_log::Settings::decode(doc, value, what, tenants)),
+        "github" => boxed(github::Settings::decode(doc, value, what)),
+        "statuspage" => boxed(statuspage::Settings::decode(doc, value, what)),
+        _ => None,
     }
 }
 
 impl SourceSpec {
-    pub fn build(&self, ctx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Source>> {
-        Ok(match &self.settings {
-            SourceSettings::HttpLog(s) => Box::new(http_log::HttpLog::new(self, s, ctx)?),
-            SourceSettings::GitHub(s) => Box::new(github::GitHub::new(self, s, ctx)?),
-        })
+    pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Box<dyn Source>> {
+        self.settings.build(self, ctx)
     }
 }
 

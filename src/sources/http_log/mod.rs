@@ -34,7 +34,7 @@ use self::counts::{Classes, CountKey, Counts};
 use self::files::{FileState, MAX_LINE_BYTES};
 use self::format::{COMBINED_TIME, Field, LineFormat, Slots, Times, field_named};
 use self::routes::Template;
-use super::{BuildContext, Coverage, Source, SourceSpec, host_matches};
+use super::{BuildContext, Coverage, Source, SourceConfig, SourceSpec, host_matches};
 use crate::bindings::{Bindings, Claim};
 use crate::config::{Doc, Dur, Name, Tenant};
 use crate::http::challenge;
@@ -194,7 +194,8 @@ impl Settings {
         Some(settings)
     }
 
-    pub fn retention(&self) -> Dur {
+
+    fn retention(&self) -> Dur {
         self.retention.unwrap_or(Dur(std::time::Duration::from_secs(
             DEFAULT_RETENTION_DAYS * 86_400,
         )))
@@ -202,42 +203,6 @@ impl Settings {
 
     fn default_vendor(&self) -> &str {
         self.vendor.as_ref().map_or("other", |v| v.as_str())
-    }
-
-    pub fn tenants(&self, default_tenant: &str) -> Vec<String> {
-        let mut out = vec![default_tenant.to_string()];
-        out.extend(
-            self.hosts
-                .iter()
-                .filter_map(|r| r.tenant.as_ref())
-                .map(|t| t.get_ref().0.clone()),
-        );
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    pub fn coverage(&self, default_tenant: &str) -> Vec<Coverage> {
-        let mut out: Vec<Coverage> = self
-            .hosts
-            .iter()
-            .map(|rule| Coverage {
-                vendor: rule.vendor.0.clone(),
-                tenant: rule
-                    .tenant
-                    .as_ref()
-                    .map_or(default_tenant.to_string(), |t| t.get_ref().0.clone()),
-                host: Some(rule.host.to_ascii_lowercase()),
-            })
-            .collect();
-        if let Some(vendor) = &self.vendor {
-            out.push(Coverage {
-                vendor: vendor.0.clone(),
-                tenant: default_tenant.to_string(),
-                host: None,
-            });
-        }
-        out
     }
 
     fn line_format(&self) -> Result<LineFormat> {
@@ -269,6 +234,60 @@ impl Settings {
                 LineFormat::Regex { regex, groups }
             }
         })
+    }
+}
+
+impl SourceConfig for Settings {
+    fn kind(&self) -> &'static str {
+        "http_log"
+    }
+
+    fn datasets(&self) -> &'static [Dataset] {
+        DATASETS
+    }
+
+    fn default_retention(&self) -> Option<Dur> {
+        Some(self.retention())
+    }
+
+    fn tenants(&self, default_tenant: &str) -> Vec<String> {
+        let mut out = vec![default_tenant.to_string()];
+        out.extend(
+            self.hosts
+                .iter()
+                .filter_map(|r| r.tenant.as_ref())
+                .map(|t| t.get_ref().0.clone()),
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn coverage(&self, default_tenant: &str) -> Vec<Coverage> {
+        let mut out: Vec<Coverage> = self
+            .hosts
+            .iter()
+            .map(|rule| Coverage {
+                vendor: rule.vendor.0.clone(),
+                tenant: rule
+                    .tenant
+                    .as_ref()
+                    .map_or(default_tenant.to_string(), |t| t.get_ref().0.clone()),
+                host: Some(rule.host.to_ascii_lowercase()),
+            })
+            .collect();
+        if let Some(vendor) = &self.vendor {
+            out.push(Coverage {
+                vendor: vendor.0.clone(),
+                tenant: default_tenant.to_string(),
+                host: None,
+            });
+        }
+        out
+    }
+
+    fn build(&self, spec: &SourceSpec, ctx: &BuildContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(HttpLog::new(spec, self, ctx)?))
     }
 }
 
