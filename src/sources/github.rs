@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use async_trait::async_trait;
 use chrono::DateTime;
 use serde::Deserialize;
@@ -18,12 +18,10 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::feed::{Feeds, Item, Read};
-use super::{BuildContext, Coverage, Source, SourceConfig, SourceSpec};
+use super::{BuildContext, Coverage, Remote, Source, SourceConfig, SourceSpec};
 use crate::bindings::Bindings;
 use crate::config::{Doc, Dur};
-use crate::error::ConfigError;
-use crate::http::fetch::Target;
-use crate::http::{Api, Engine, Paging, Transport};
+use crate::http::{Api, Paging};
 use crate::model::uid::Origin;
 use crate::model::{Change, Dataset, Header, Record, WebhookFailure};
 use crate::staging::SourceSession;
@@ -79,27 +77,14 @@ impl Settings {
                 );
             }
         }
-        if let Some(url) = &settings.api_url {
-            match Url::parse(url.get_ref()) {
-                Ok(u) => {
-                    if let Err(e) = crate::http::client::check_url(&u) {
-                        doc.error(url.span(), format!("{what}: api_url: {e}"));
-                    }
-                }
-                Err(e) => doc.error(url.span(), format!("{what}: api_url is not a URL: {e}")),
-            }
-        }
-        match (&settings.saved, &settings.credential) {
-            (Some(saved), Some(_)) if settings.api_url.is_some() => doc.error(
-                saved.span(),
-                format!("{what}: `saved` reads saved responses instead of the API: drop api_url"),
-            ),
-            (None, None) => doc.error(
-                value.span(),
-                format!("{what}: name the `credential` (a [[credentials]] entry with a token) the API is called with, or give `saved` (a folder of saved responses)"),
-            ),
-            _ => {}
-        }
+        Remote::check(
+            doc,
+            value,
+            what,
+            settings.api_url.as_ref().map(|u| ("api_url", u)),
+            settings.saved.as_ref(),
+            settings.credential.as_ref(),
+        );
         Some(settings)
     }
 
@@ -212,69 +197,27 @@ pub struct GitHub {
 
 impl GitHub {
     pub fn new(spec: &SourceSpec, s: &Settings, ctx: &BuildContext<'_>) -> Result<Self> {
-        let environment = ctx
-            .tenants
-            .get(&spec.tenant)
-            .map_or(String::new(), |t| t.environment.clone());
-        let credential = match &s.credential {
-            None => None,
-            Some(name) => Some(
-                ctx.bindings
-                    .named(name.get_ref(), &environment)
-                    .ok_or_else(|| {
-                        ConfigError(format!(
-                            "source {}: no [[credentials]] entry named `{}` for environment {environment}",
-                            spec.name,
-                            name.get_ref()
-                        ))
-                    })?
-                    .clone(),
-            ),
-        };
-        let transport = match &s.saved {
-            Some(dir) => Transport::Files {
-                dir: ctx.base_dir.join(dir.get_ref()),
-            },
-            None => {
-                let token = credential.as_ref().and_then(|c| c.token.clone()).ok_or_else(|| {
-                    ConfigError(format!(
-                        "source {}: credential `{}` has no token (token = \"env:GITHUB_TOKEN\", \"file:…\" or \"credential:…\")",
-                        spec.name,
-                        s.credential.as_ref().map_or("", |c| c.get_ref().as_str())
-                    ))
-                })?;
-                let base = s
-                    .api_url
-                    .as_ref()
-                    .map_or(DEFAULT_API, |u| u.get_ref().as_str());
-                Transport::Http {
-                    base: Url::parse(base)
-                        .with_context(|| format!("source {}: api_url", spec.name))?,
-                    token: Some(token),
-                    scheme: "Bearer",
-                    headers: vec![
-                        ("accept", "application/vnd.github+json".into()),
-                        ("x-github-api-version", "2022-11-28".into()),
-                    ],
-                }
-            }
-        };
-        let engine: Arc<Engine> = ctx.engine.clone();
-        let target = Target {
-            vendor: VENDOR.into(),
-            tenant: spec.tenant.clone(),
-            environment: environment.clone(),
-            credential: credential.as_ref().map(|c| c.name.clone()),
-            credential_uid: credential.as_ref().and_then(|c| c.credential_uid()),
-        };
+        let (api, _) = Remote {
+            vendor: VENDOR,
+            saved: s.saved.as_ref(),
+            credential: s.credential.as_ref(),
+            base: s.api_url.as_ref().map_or(DEFAULT_API, |u| u.get_ref()),
+            scheme: "Bearer",
+            headers: vec![
+                ("accept", "application/vnd.github+json".into()),
+                ("x-github-api-version", "2022-11-28".into()),
+            ],
+            token_example: "env:GITHUB_TOKEN",
+        }
+        .connect(spec, ctx)?;
         Ok(GitHub {
             org: s.org.clone(),
             repos: s.repos.iter().map(|r| r.get_ref().clone()).collect(),
             deliveries: s.deliveries(),
             audit: s.audit(),
             tenant: spec.tenant.clone(),
-            environment,
-            api: Api::new(engine, transport, target),
+            environment: ctx.environment(&spec.tenant),
+            api,
             bindings: ctx.bindings.clone(),
             overlap: spec.cadence.rescan_overlap.chrono(),
             lookback: spec.cadence.initial_lookback.chrono(),

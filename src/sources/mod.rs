@@ -98,6 +98,15 @@ pub struct BuildContext<'a> {
     pub engine: Arc<crate::http::Engine>,
 }
 
+impl BuildContext<'_> {
+    /// The environment of a tenant (empty when it has none).
+    pub fn environment(&self, tenant: &str) -> String {
+        self.tenants
+            .get(tenant)
+            .map_or(String::new(), |t| t.environment.clone())
+    }
+}
+
 /// A kind's own settings (the rest of its `[sources.NAME]` table), what the engine asks of
 /// them, and the builder of the source a run collects.
 pub trait SourceConfig: std::fmt::Debug + Send + Sync {
@@ -161,6 +170,114 @@ pub fn decode_settings(
         "github" => boxed(github::Settings::decode(doc, value, what)),
         "statuspage" => boxed(statuspage::Settings::decode(doc, value, what)),
         _ => None,
+    }
+}
+
+/// How a vendor source reaches its API: saved responses, or the API at `base` with the
+/// named credential's token.
+pub struct Remote<'a> {
+    pub vendor: &'a str,
+    pub saved: Option<&'a Spanned<String>>,
+    pub credential: Option<&'a Spanned<String>>,
+    pub base: &'a str,
+    /// `Bearer`, or Okta's `SSWS`.
+    pub scheme: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    /// How the token is usually given, for the error when it is missing.
+    pub token_example: &'a str,
+}
+
+impl Remote<'_> {
+    /// The source's view of the engine, and the credential it calls with.
+    pub fn connect(
+        self,
+        spec: &SourceSpec,
+        ctx: &BuildContext<'_>,
+    ) -> Result<(crate::http::Api, Option<crate::config::Credential>)> {
+        use crate::error::ConfigError;
+        use crate::http::Transport;
+        let environment = ctx.environment(&spec.tenant);
+        let credential = match self.credential {
+            None => None,
+            Some(name) => Some(
+                ctx.bindings
+                    .named(name.get_ref(), &environment)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "source {}: no [[credentials]] entry named `{}` for environment {environment}",
+                            spec.name,
+                            name.get_ref()
+                        ))
+                    })?
+                    .clone(),
+            ),
+        };
+        let transport = match self.saved {
+            Some(dir) => Transport::Files {
+                dir: ctx.base_dir.join(dir.get_ref()),
+            },
+            None => {
+                let token = credential.as_ref().and_then(|c| c.token.clone()).ok_or_else(|| {
+                    ConfigError(format!(
+                        "source {}: credential `{}` has no token (token = \"{}\", \"file:…\" or \"credential:…\")",
+                        spec.name,
+                        self.credential.map_or("", |c| c.get_ref().as_str()),
+                        self.token_example,
+                    ))
+                })?;
+                Transport::Http {
+                    base: url::Url::parse(self.base)
+                        .map_err(|e| ConfigError(format!("source {}: {e}: {}", spec.name, self.base)))?,
+                    token: Some(token),
+                    scheme: self.scheme,
+                    headers: self.headers,
+                }
+            }
+        };
+        let target = crate::http::fetch::Target {
+            vendor: self.vendor.into(),
+            tenant: spec.tenant.clone(),
+            environment,
+            credential: credential.as_ref().map(|c| c.name.clone()),
+            credential_uid: credential.as_ref().and_then(|c| c.credential_uid()),
+        };
+        let api = crate::http::Api::new(ctx.engine.clone(), transport, target);
+        Ok((api, credential))
+    }
+
+    /// `validate`'s rules: an https URL, and either saved responses or a credential.
+    pub fn check(
+        doc: &mut Doc<'_>,
+        value: &Spanned<DeValue<'_>>,
+        what: &str,
+        url: Option<(&str, &Spanned<String>)>,
+        saved: Option<&Spanned<String>>,
+        credential: Option<&Spanned<String>>,
+    ) {
+        if let Some((key, url)) = url {
+            match url::Url::parse(url.get_ref()) {
+                Ok(u) => {
+                    if let Err(e) = crate::http::client::check_url(&u) {
+                        doc.error(url.span(), format!("{what}: {key}: {e}"));
+                    }
+                }
+                Err(e) => doc.error(url.span(), format!("{what}: {key} is not a URL: {e}")),
+            }
+        }
+        match (saved, credential) {
+            (Some(saved), Some(_)) if url.is_some() => doc.error(
+                saved.span(),
+                format!(
+                    "{what}: `saved` reads saved responses instead of the API: drop {}",
+                    url.map_or("", |(k, _)| k)
+                ),
+            ),
+            (None, None) => doc.error(
+                value.span(),
+                format!("{what}: name the `credential` (a [[credentials]] entry with a token) the API is called with, or give `saved` (a folder of saved responses)"),
+            ),
+            _ => {}
+        }
     }
 }
 

@@ -140,10 +140,7 @@ pub struct StatusPage {
 
 impl StatusPage {
     fn new(spec: &SourceSpec, s: &Settings, ctx: &BuildContext<'_>) -> Result<Self> {
-        let environment = ctx
-            .tenants
-            .get(&spec.tenant)
-            .map_or(String::new(), |t| t.environment.clone());
+        let environment = ctx.environment(&spec.tenant);
         let vendor = s.vendor.get_ref().0.clone();
         let transport = match (&s.saved, &s.page_url) {
             (Some(dir), _) => Transport::Files {
