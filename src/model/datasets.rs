@@ -249,6 +249,9 @@ datasets! {
         redelivery: Option<bool> = boolean("Whether this was a redelivery."),
         latency_ms: Option<i64> = int("Time the receiver took, in milliseconds.")
             .ocsf("http_response.latency"),
+        request_id: Option<String> = id("The API request that caused the event (Stripe's request.id), for support tickets."),
+        idempotency_key: Option<String> = id("That request's idempotency key (Stripe)."),
+        pending_webhooks: Option<i64> = int("Endpoints that have not acknowledged the event (Stripe)."),
     }
 
     /// HTTP 429 bursts, derived from rate-limit events (revision rises as late data extends them).

@@ -59,11 +59,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn decode(
-        doc: &mut Doc<'_>,
-        value: &Spanned<DeValue<'_>>,
-        what: &str,
-    ) -> Option<Settings> {
+    pub fn decode(doc: &mut Doc<'_>, value: &Spanned<DeValue<'_>>, what: &str) -> Option<Settings> {
         let settings: Settings = doc.decode(value, what)?;
         if settings.org.is_none() && settings.repos.is_empty() {
             doc.error(value.span(), format!("{what}: give `org` (organization hooks and audit log) or `repos` (repository hooks), or both"));
@@ -332,6 +328,9 @@ impl GitHub {
                     attempt: None,
                     redelivery: d.redelivery,
                     latency_ms: d.duration.map(|s| (s * 1000.0).round() as i64),
+                    request_id: None,
+                    idempotency_key: None,
+                    pending_webhooks: None,
                 }
                 .into(),
             );
@@ -578,4 +577,3 @@ impl Source for GitHub {
         feeds.finish(&self.api, failures).await
     }
 }
-

@@ -5,7 +5,9 @@
 pub mod feed;
 pub mod github;
 pub mod http_log;
+pub mod okta;
 pub mod statuspage;
+pub mod stripe;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -151,7 +153,7 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync {
 pub type SourceSettings = Box<dyn SourceConfig>;
 
 /// The kinds this build has.
-pub const KINDS: &[&str] = &["http_log", "github", "statuspage"];
+pub const KINDS: &[&str] = &["http_log", "github", "okta", "stripe", "statuspage"];
 
 /// Decodes a kind's settings; `None` when they have errors (reported into `doc`) or the kind
 /// is unknown.
@@ -168,7 +170,9 @@ pub fn decode_settings(
     match kind {
         "http_log" => boxed(http_log::Settings::decode(doc, value, what, tenants)),
         "github" => boxed(github::Settings::decode(doc, value, what)),
+        "okta" => boxed(okta::Settings::decode(doc, value, what)),
         "statuspage" => boxed(statuspage::Settings::decode(doc, value, what)),
+        "stripe" => boxed(stripe::Settings::decode(doc, value, what)),
         _ => None,
     }
 }
@@ -226,8 +230,9 @@ impl Remote<'_> {
                     ))
                 })?;
                 Transport::Http {
-                    base: url::Url::parse(self.base)
-                        .map_err(|e| ConfigError(format!("source {}: {e}: {}", spec.name, self.base)))?,
+                    base: url::Url::parse(self.base).map_err(|e| {
+                        ConfigError(format!("source {}: {e}: {}", spec.name, self.base))
+                    })?,
                     token: Some(token),
                     scheme: self.scheme,
                     headers: self.headers,

@@ -239,17 +239,24 @@ impl Source for StatusPage {
         let mut feeds = Feeds::open(session, self.overlap, self.lookback)?;
         let first = self.api.url(INCIDENTS)?;
         let read = feeds
-            .oldest_first("incidents", &self.api, first, Paging::Single, "GET /api/v2/incidents.json", |page| {
-                Ok(page
-                    .items_in("incidents")?
-                    .into_iter()
-                    .map(|raw| {
-                        serde_json::from_str(raw.get())
-                            .map_err(|e| format!("not an incident: {e}"))
-                            .and_then(|i| self.incident(i))
-                    })
-                    .collect())
-            })
+            .oldest_first(
+                "incidents",
+                &self.api,
+                first,
+                Paging::Single,
+                "GET /api/v2/incidents.json",
+                |page| {
+                    Ok(page
+                        .items_in("incidents")?
+                        .into_iter()
+                        .map(|raw| {
+                            serde_json::from_str(raw.get())
+                                .map_err(|e| format!("not an incident: {e}"))
+                                .and_then(|i| self.incident(i))
+                        })
+                        .collect())
+                },
+            )
             .await;
         let failures = read.err().into_iter().collect();
         feeds.finish(&self.api, failures).await

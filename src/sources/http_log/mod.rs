@@ -194,7 +194,6 @@ impl Settings {
         Some(settings)
     }
 
-
     fn retention(&self) -> Dur {
         self.retention.unwrap_or(Dur(std::time::Duration::from_secs(
             DEFAULT_RETENTION_DAYS * 86_400,
