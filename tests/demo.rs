@@ -82,7 +82,10 @@ fn demo_exports_the_sample_week_once() {
     // Every denial of the sample, exactly once, under the dt of its day.
     let truth = denials_in_sample(&dir.path().join("logs"));
     assert_eq!(truth.len(), 66, "the sample has 66 denials in the window");
-    let exported = rows(&out, "denials");
+    let exported: Vec<(String, Row)> = rows(&out, "denials")
+        .into_iter()
+        .filter(|(_, r)| r["source"] == "http_log")
+        .collect();
     let mut seen = BTreeMap::new();
     for (key, row) in &exported {
         let rid = row["request_id"].clone();
@@ -138,7 +141,7 @@ fn demo_exports_the_sample_week_once() {
             .map(|o| o["rows"].as_u64().unwrap_or_default())
             .sum()
     };
-    assert_eq!(rows_of("denials"), 66);
+    assert_eq!(rows_of("denials"), 66 + 12, "the log's and Okta's");
     // The saved tokens' snapshots, and the drift that explains prod's 403s.
     assert_eq!(rows_of("token_snapshots"), 2);
     let drift: Vec<(String, String, String)> = common::rows(&out, "changes")
@@ -191,11 +194,49 @@ fn demo_exports_the_sample_week_once() {
         assert_eq!(after.get(key), Some(bytes), "{key} changed");
     }
 
-    // The 429 storm of 6 March is one burst.
+    // The 429 storm of 6 March is one burst, and so are Okta's rate-limit violations.
     let bursts = rows(&out, "rate_limit_bursts");
-    assert_eq!(bursts.len(), 1);
-    assert_eq!(bursts[0].1["api_operation"], "/api/v1/items/{id}");
-    assert_eq!(bursts[0].1["credential"], "inv-sync");
+    assert_eq!(bursts.len(), 2);
+    let storm = bursts
+        .iter()
+        .find(|(_, r)| r["vendor"] == "inventory")
+        .expect("storm");
+    assert_eq!(storm.1["api_operation"], "/api/v1/items/{id}");
+    assert_eq!(storm.1["credential"], "inv-sync");
+
+    // The saved vendor responses: hr-sync's token failures after its secret was rotated,
+    // Stripe's unacknowledged events and the endpoint it disabled, GitHub's incidents.
+    let okta: Vec<Row> = rows(&out, "denials")
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r["vendor"] == "okta")
+        .collect();
+    assert_eq!(okta.len(), 12);
+    assert!(
+        okta.iter()
+            .all(|r| r["credential"] == "hr-sync" && r["error_code"] == "invalid_client")
+    );
+    let stripe: Vec<Row> = rows(&out, "webhook_failures")
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r["vendor"] == "stripe")
+        .collect();
+    assert_eq!(stripe.len(), 40);
+    let pending = stripe
+        .iter()
+        .filter(|r| r["error_type"] == "pending")
+        .count();
+    assert!(
+        pending > 0 && pending < 40,
+        "pending within 3 days of the clock, failed before: {pending}"
+    );
+    let incidents = rows(&out, "incidents");
+    assert_eq!(incidents.len(), 2);
+    assert!(
+        incidents
+            .iter()
+            .all(|(_, r)| r["status"] == "resolved" && !r["resolved_dt"].is_empty())
+    );
 
     // The CSVs are what the schemas say: one file of each dataset written.
     if let Some(tool) = frictionless() {

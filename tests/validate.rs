@@ -32,7 +32,7 @@ fn the_sample_configuration_is_valid_and_fires_are_listed() {
     r.assert_code(0);
     assert!(
         r.stdout
-            .contains("valid (4 tenants, 2 sources, 4 credentials, 1 job)"),
+            .contains("valid (6 tenants, 5 sources, 5 credentials, 1 job)"),
         "{}",
         r.stdout
     );
