@@ -4,6 +4,8 @@
 
 mod common;
 mod github_support;
+#[path = "idp_support/keys.rs"]
+mod keys;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -661,4 +663,123 @@ client_id = "Iv1.abc"
     ] {
         assert!(said.contains(want), "missing {want:?} in\n{said}");
     }
+}
+
+/// A GitHub App's webhook deliveries, read with a JWT the App's private key signs (a secret
+/// reference to its PEM), and an enterprise's audit log.
+#[test]
+fn app_deliveries_with_the_apps_jwt_and_the_enterprise_audit_log() {
+    let keys = keys::TestKeys::generate();
+    let gh = FakeGitHub::start(TOKEN);
+    gh.set_app("123456", &keys.jwks());
+    let t = t0();
+    let mut failed = BTreeSet::new();
+    for i in 0..120 {
+        let at = t - chrono::Duration::hours(20) + chrono::Duration::minutes(i);
+        let guid = format!("{i:08x}-aaaa-11e5-81e1-c7b6966d2516");
+        let d = if i % 4 == 0 {
+            failed.insert((9000 + i).to_string());
+            Delivery::failed(9000 + i, guid, at, "Invalid HTTP Response: 503", 503)
+        } else {
+            Delivery::ok(9000 + i, guid, at)
+        };
+        gh.add_app_delivery(d);
+    }
+    let ms = |h: i64| (t - chrono::Duration::hours(h)).timestamp_millis();
+    gh.add_enterprise_audit(
+        "acme-corp",
+        json!({"@timestamp": ms(10), "created_at": ms(10), "_document_id": "ZW50LXBhdA", "action": "personal_access_token.access_revoked",
+               "actor": "ent-admin", "business": "acme-corp", "user": "release-bot-user"}),
+    );
+    gh.add_enterprise_audit(
+        "acme-corp",
+        json!({"@timestamp": ms(9), "created_at": ms(9), "_document_id": "ZW50LXJlcG8", "action": "repo.create",
+               "actor": "octocat", "business": "acme-corp", "repo": "acme/new"}),
+    );
+    let config = format!(
+        r#"{LOCAL_STORE}
+[sources.gh]
+kind = "github"
+tenant = "acme-github"
+enterprise = "acme-corp"
+app_id = 123456
+app_private_key = "file:app.pem"
+credential = "release-bot"
+api_url = "{base}"
+
+[[credentials]]
+name = "release-bot"
+environment = "prod"
+token = "env:GH_TEST_TOKEN"
+[[credentials.used_by]]
+vendor = "github"
+tenant = "acme-github"
+"#,
+        base = gh.base_url()
+    );
+    let s = Setup::new(&config, &[("daily", DAILY)]);
+    let pem = keys.rsa_private_pem();
+    std::fs::write(s.dir.path().join("app.pem"), &pem).expect("pem");
+    let run = run_at(&s, t);
+    run.assert_code(0);
+
+    let failures = by_uid(&rows(&s.out(), "webhook_failures"), "delivery_uid");
+    assert_eq!(failures.keys().cloned().collect::<BTreeSet<_>>(), failed);
+    assert!(failures.values().all(|r| r["webhook_uid"] == "app/123456"));
+    let changes = by_uid(&rows(&s.out(), "changes"), "source_event_uid");
+    assert_eq!(
+        changes.keys().collect::<Vec<_>>(),
+        ["ZW50LXBhdA"],
+        "repo.create is no change of ours"
+    );
+    assert!(changes["ZW50LXBhdA"]["details"].contains("business=acme-corp"));
+    let enterprise = gh.requests_matching("/enterprises/acme-corp/audit-log");
+    assert!(!enterprise.is_empty());
+    assert!(
+        enterprise
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}")[..]))
+    );
+
+    // Every App call carried a JWT of the App: RS256, iss the App id, at most 10 minutes.
+    let jwts = gh.app_jwts();
+    assert!(!jwts.is_empty());
+    for jwt in &jwts {
+        let claims: Value = {
+            use base64::Engine;
+            let part = jwt.split('.').nth(1).expect("claims");
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .expect("base64");
+            serde_json::from_slice(&bytes).expect("claims JSON")
+        };
+        assert_eq!(claims["iss"], 123456);
+        assert!(claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0) <= 600);
+    }
+    // Neither the key nor a JWT is written anywhere.
+    let key_body: String = pem.lines().nth(1).expect("a PEM line").to_string();
+    for (name, (bytes, _)) in common::exported_files(&s.out()) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&key_body) && !jwts.iter().any(|j| text.contains(j.as_str())),
+            "{name}"
+        );
+    }
+    assert!(!run.stdout.contains(&key_body) && !run.stderr.contains(&key_body));
+
+    // Another App's key: GitHub refuses the JWT, the run says so in one line.
+    let other = keys::TestKeys::generate();
+    std::fs::write(s.dir.path().join("app.pem"), other.rsa_private_pem()).expect("pem");
+    let refused = run_at(&s, t + chrono::Duration::hours(2));
+    assert_ne!(refused.code, 0);
+    refused.says("GET /app/hook/deliveries").says("401");
+    // A file that is no key is named, and never echoed.
+    std::fs::write(s.dir.path().join("app.pem"), "not-a-key-but-maybe-a-secret").expect("pem");
+    let bad = run_at(&s, t + chrono::Duration::hours(3));
+    assert_ne!(bad.code, 0);
+    bad.says("app_private_key is not an RSA private key in PEM");
+    assert!(
+        !bad.stdout.contains("not-a-key-but-maybe-a-secret")
+            && !bad.stderr.contains("not-a-key-but-maybe-a-secret")
+    );
 }

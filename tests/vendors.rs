@@ -646,3 +646,50 @@ page_url = "https://health.aws.amazon.com"
     assert_ne!(run.code, 0);
     run.says("status pages of provider `aws_health` are not supported");
 }
+
+#[test]
+fn validate_names_each_vendor_source_mistake_where_it_is() {
+    let config = r#"
+[store]
+kind = "local"
+path = "out"
+[tenants.acme]
+environment = "prod"
+[sources.okta]
+kind = "okta"
+tenant = "acme"
+org_url = "https://acme.okta.com"
+credential = "okta-logs"
+auth = "oauth"
+[sources.stripe]
+kind = "stripe"
+tenant = "acme"
+[sources.gh-app]
+kind = "github"
+tenant = "acme"
+app_id = 123456
+[sources.gh-key]
+kind = "github"
+tenant = "acme"
+app_id = "Iv1.8a61f9b3a7aba766"
+app_private_key = "-----BEGIN RSA PRIVATE KEY-----"
+[[credentials]]
+name = "okta-logs"
+environment = "prod"
+token = "env:OKTA_TOKEN"
+[[credentials.used_by]]
+vendor = "okta"
+tenant = "acme"
+"#;
+    let s = Setup::new(config, &[]);
+    let run = common::validate(&s.config());
+    assert_ne!(run.code, 0);
+    run.says("auth must be `ssws` (an API token) or `bearer`")
+        .says("source `stripe`: name the `credential`")
+        .says("source `gh-app`: app_id needs app_private_key")
+        .says("source `gh-key`: app_private_key: expected a secret reference");
+    assert!(
+        !run.stdout.contains("BEGIN RSA") && !run.stderr.contains("BEGIN RSA"),
+        "a pasted key is never echoed"
+    );
+}

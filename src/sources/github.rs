@@ -20,11 +20,15 @@ use url::Url;
 use super::feed::{Feeds, Item, Read};
 use super::{BuildContext, Coverage, Remote, Source, SourceConfig, SourceSpec};
 use crate::bindings::Bindings;
+use crate::config::SecretRef;
 use crate::config::{Doc, Dur};
-use crate::http::{Api, Paging};
+use crate::error::ConfigError;
+use crate::http::fetch::Target;
+use crate::http::{Api, Paging, Transport};
 use crate::model::uid::Origin;
 use crate::model::{Change, Dataset, Header, Record, WebhookFailure};
 use crate::staging::SourceSession;
+use secrecy::{ExposeSecret, SecretString};
 
 pub const KIND: &str = "github";
 pub const VENDOR: &str = "github";
@@ -54,15 +58,56 @@ pub struct Settings {
     pub saved: Option<Spanned<String>>,
     /// Default: true.
     pub webhook_deliveries: Option<bool>,
-    /// Default: true when `org` is set (needs GitHub Enterprise Cloud and `read:audit_log`).
+    /// Default: true when `org` or `enterprise` is set (needs GitHub Enterprise Cloud and
+    /// `read:audit_log`).
     pub audit_log: Option<bool>,
+    /// An enterprise's slug: its audit log.
+    pub enterprise: Option<String>,
+    /// A GitHub App (its numeric id, or its client id): the deliveries of its webhook, read
+    /// with a JWT signed by `app_private_key`.
+    pub app_id: Option<Spanned<AppId>>,
+    /// A secret reference (`file:…`, `env:…`, `credential:…`) to the App's private key (PEM).
+    pub app_private_key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AppId {
+    Number(u64),
+    Text(String),
+}
+
+impl std::fmt::Display for AppId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppId::Number(n) => write!(f, "{n}"),
+            AppId::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 impl Settings {
     pub fn decode(doc: &mut Doc<'_>, value: &Spanned<DeValue<'_>>, what: &str) -> Option<Settings> {
         let settings: Settings = doc.decode(value, what)?;
-        if settings.org.is_none() && settings.repos.is_empty() {
-            doc.error(value.span(), format!("{what}: give `org` (organization hooks and audit log) or `repos` (repository hooks), or both"));
+        if settings.org.is_none()
+            && settings.repos.is_empty()
+            && settings.enterprise.is_none()
+            && settings.app_id.is_none()
+        {
+            doc.error(value.span(), format!("{what}: give `org` (organization hooks and audit log), `repos` (repository hooks), `enterprise` (its audit log) or `app_id` (a GitHub App's webhook deliveries)"));
+        }
+        match (&settings.app_id, &settings.app_private_key) {
+            (Some(id), None) if settings.saved.is_none() => doc.error(
+                id.span(),
+                format!("{what}: app_id needs app_private_key, a reference to the App's private key (file:…, env:… or credential:…)"),
+            ),
+            (None, Some(key)) => doc.error(key.span(), format!("{what}: app_private_key needs app_id")),
+            (_, Some(key)) => {
+                if let Err(e) = SecretRef::parse(key.get_ref()) {
+                    doc.error(key.span(), format!("{what}: app_private_key: {e}"));
+                }
+            }
+            _ => {}
         }
         for repo in &settings.repos {
             let parts: Vec<&str> = repo.get_ref().split('/').collect();
@@ -73,15 +118,22 @@ impl Settings {
                 );
             }
         }
-        Remote::check(
-            doc,
-            value,
-            what,
-            settings.api_url.as_ref().map(|u| ("api_url", u)),
-            settings.saved.as_ref(),
-            settings.credential.as_ref(),
-        );
+        if settings.needs_credential() {
+            Remote::check(
+                doc,
+                value,
+                what,
+                settings.api_url.as_ref().map(|u| ("api_url", u)),
+                settings.saved.as_ref(),
+                settings.credential.as_ref(),
+            );
+        }
         Some(settings)
+    }
+
+    /// Everything but an App's deliveries is read with the credential's token.
+    fn needs_credential(&self) -> bool {
+        self.org.is_some() || !self.repos.is_empty() || self.enterprise.is_some()
     }
 
     fn deliveries(&self) -> bool {
@@ -89,7 +141,7 @@ impl Settings {
     }
 
     fn audit(&self) -> bool {
-        self.org.is_some() && self.audit_log.unwrap_or(true)
+        self.audit_log.unwrap_or(true)
     }
 }
 
@@ -111,7 +163,7 @@ impl SourceConfig for Settings {
     }
 
     fn needs_token(&self) -> bool {
-        self.saved.is_none()
+        self.saved.is_none() && self.needs_credential()
     }
 
     fn credential(&self) -> Option<&Spanned<String>> {
@@ -163,26 +215,42 @@ struct DeliveryItem<'a> {
     action: Option<Cow<'a, str>>,
 }
 
-/// A hook whose deliveries are read: where it lives and where it delivers.
+/// A hook whose deliveries are read: where they are listed and where it delivers.
 struct Hook {
-    /// `orgs/acme` or `repos/acme/app`.
-    owner: String,
-    id: i64,
+    /// `orgs/acme/hooks/1/deliveries`, `repos/acme/app/hooks/2/deliveries` or
+    /// `app/hook/deliveries`: also its feed's key in the source's cursor.
+    path: String,
+    operation: &'static str,
+    /// `webhook_uid` of its rows: the hook id, or `app/<app id>`.
+    uid: String,
     url: Option<String>,
 }
 
 impl Hook {
-    /// Its feed's key in the source's cursor.
     fn feed(&self) -> String {
-        format!("{}/hooks/{}/deliveries", self.owner, self.id)
+        self.path.clone()
     }
+}
+
+/// A GitHub App whose webhook deliveries are read: they need a JWT of the App, minted at each
+/// collection (GitHub accepts one for at most 10 minutes).
+struct App {
+    id: AppId,
+    /// `None` with saved responses.
+    key: Option<jsonwebtoken::EncodingKey>,
 }
 
 pub struct GitHub {
     org: Option<String>,
     repos: Vec<String>,
+    enterprise: Option<String>,
+    app: Option<App>,
     deliveries: bool,
     audit: bool,
+    /// What the App's calls need besides its JWT.
+    engine: Arc<crate::http::Engine>,
+    base: Url,
+    saved: Option<std::path::PathBuf>,
     tenant: String,
     environment: String,
     api: Api,
@@ -193,22 +261,36 @@ pub struct GitHub {
 
 impl GitHub {
     pub fn new(spec: &SourceSpec, s: &Settings, ctx: &BuildContext<'_>) -> Result<Self> {
+        let base = s.api_url.as_ref().map_or(DEFAULT_API, |u| u.get_ref());
         let (api, _) = Remote {
             vendor: VENDOR,
             saved: s.saved.as_ref(),
             credential: s.credential.as_ref(),
-            base: s.api_url.as_ref().map_or(DEFAULT_API, |u| u.get_ref()),
+            base,
             scheme: "Bearer",
-            headers: vec![
-                ("accept", "application/vnd.github+json".into()),
-                ("x-github-api-version", "2022-11-28".into()),
-            ],
+            headers: headers(),
             token_example: "env:GITHUB_TOKEN",
         }
         .connect(spec, ctx)?;
+        let app = match &s.app_id {
+            None => None,
+            Some(id) => Some(App {
+                id: id.get_ref().clone(),
+                key: match (&s.app_private_key, &s.saved) {
+                    (Some(key), None) => Some(app_key(&spec.name, key.get_ref(), ctx.base_dir)?),
+                    _ => None,
+                },
+            }),
+        };
         Ok(GitHub {
             org: s.org.clone(),
             repos: s.repos.iter().map(|r| r.get_ref().clone()).collect(),
+            enterprise: s.enterprise.clone(),
+            app,
+            engine: ctx.engine.clone(),
+            base: Url::parse(base)
+                .map_err(|e| ConfigError(format!("source {}: api_url: {e}", spec.name)))?,
+            saved: s.saved.as_ref().map(|d| ctx.base_dir.join(d.get_ref())),
             deliveries: s.deliveries(),
             audit: s.audit(),
             tenant: spec.tenant.clone(),
@@ -243,6 +325,29 @@ impl GitHub {
         )
     }
 
+    /// The App's view of the API: its webhook's deliveries need a JWT of the App, not the
+    /// credential's token.
+    fn app_api(&self, app: &App) -> Result<Api> {
+        let transport = match (&self.saved, &app.key) {
+            (Some(dir), _) => Transport::Files { dir: dir.clone() },
+            (None, Some(key)) => Transport::Http {
+                base: self.base.clone(),
+                token: Some(app_jwt(&app.id, key)?),
+                scheme: "Bearer",
+                headers: headers(),
+            },
+            (None, None) => return Err(anyhow!("internal: an App without its key")),
+        };
+        let target = Target {
+            vendor: VENDOR.into(),
+            tenant: self.tenant.clone(),
+            environment: self.environment.clone(),
+            credential: None,
+            credential_uid: Some(format!("app/{}", app.id)),
+        };
+        Ok(Api::new(self.engine.clone(), transport, target))
+    }
+
     async fn hooks(&self, owner: &str) -> Result<Vec<Hook>> {
         let first = self.api.url(&format!("/{owner}/hooks?per_page=100"))?;
         let operation = if owner.starts_with("orgs/") {
@@ -255,28 +360,26 @@ impl GitHub {
         while let Some(page) = pages.next().await? {
             let listed: Vec<HookItem> = serde_json::from_slice(&page.body)
                 .map_err(|e| anyhow!("{}: not a list of hooks ({e})", page.at))?;
+            let operation = if owner.starts_with("orgs/") {
+                "GET /orgs/{org}/hooks/{hook_id}/deliveries"
+            } else {
+                "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+            };
             hooks.extend(listed.into_iter().map(|h| Hook {
-                owner: owner.to_string(),
-                id: h.id,
+                path: format!("{owner}/hooks/{}/deliveries", h.id),
+                operation,
+                uid: h.id.to_string(),
                 url: h.config.and_then(|c| c.url),
             }));
         }
         Ok(hooks)
     }
 
-    async fn collect_hook(&self, feeds: &mut Feeds<'_, '_>, hook: &Hook) -> Result<()> {
-        let first = self.api.url(&format!(
-            "/{}/hooks/{}/deliveries?per_page=100",
-            hook.owner, hook.id
-        ))?;
-        let operation = if hook.owner.starts_with("orgs/") {
-            "GET /orgs/{org}/hooks/{hook_id}/deliveries"
-        } else {
-            "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
-        };
+    async fn collect_hook(&self, feeds: &mut Feeds<'_, '_>, api: &Api, hook: &Hook) -> Result<()> {
+        let first = api.url(&format!("/{}?per_page=100", hook.path))?;
         let key = hook.feed();
         feeds
-            .newest_first(&key, &self.api, first, Paging::Link, operation, |page| {
+            .newest_first(&key, api, first, Paging::Link, hook.operation, |page| {
                 Ok(page
                     .items()?
                     .into_iter()
@@ -313,7 +416,7 @@ impl GitHub {
             records.push(
                 WebhookFailure {
                     head: self.head(Dataset::WebhookFailures, DELIVERIES, time, &id, None),
-                    webhook_uid: Some(hook.id.to_string()),
+                    webhook_uid: Some(hook.uid.clone()),
                     delivery_uid: Some(id.clone()),
                     delivery_group: d.guid.map(Cow::into_owned),
                     webhook_event: d.event.map(|e| match d.action {
@@ -342,13 +445,19 @@ impl GitHub {
         })
     }
 
-    async fn collect_audit(&self, feeds: &mut Feeds<'_, '_>, org: &str) -> Result<()> {
-        let key = format!("orgs/{org}/audit-log");
+    /// The audit log of `owner`: `orgs/acme` or `enterprises/acme-corp`.
+    async fn collect_audit(&self, feeds: &mut Feeds<'_, '_>, owner: &str) -> Result<()> {
+        let key = format!("{owner}/audit-log");
         // Whole seconds: the search syntax has no milliseconds.
         let since = crate::model::to_datetime(feeds.since_ms(&key))
             .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-            .ok_or_else(|| anyhow!("audit log of {org}: its mark is not a time"))?;
-        let mut first = self.api.url(&format!("/orgs/{org}/audit-log"))?;
+            .ok_or_else(|| anyhow!("audit log of {owner}: its mark is not a time"))?;
+        let operation = if owner.starts_with("orgs/") {
+            "GET /orgs/{org}/audit-log"
+        } else {
+            "GET /enterprises/{enterprise}/audit-log"
+        };
+        let mut first = self.api.url(&format!("/{key}"))?;
         first
             .query_pairs_mut()
             .append_pair("phrase", &format!("created:>={since}"))
@@ -356,24 +465,17 @@ impl GitHub {
             .append_pair("order", "asc")
             .append_pair("per_page", "100");
         feeds
-            .oldest_first(
-                &key,
-                &self.api,
-                first,
-                Paging::Link,
-                "GET /orgs/{org}/audit-log",
-                |page| {
-                    Ok(page
-                        .items()?
-                        .into_iter()
-                        .map(|e| {
-                            serde_json::from_str(e.get())
-                                .map_err(|e| format!("not JSON: {e}"))
-                                .and_then(|e: Value| self.audit_event(&e))
-                        })
-                        .collect::<Read>())
-                },
-            )
+            .oldest_first(&key, &self.api, first, Paging::Link, operation, |page| {
+                Ok(page
+                    .items()?
+                    .into_iter()
+                    .map(|e| {
+                        serde_json::from_str(e.get())
+                            .map_err(|e| format!("not JSON: {e}"))
+                            .and_then(|e: Value| self.audit_event(&e))
+                    })
+                    .collect::<Read>())
+            })
             .await
     }
 
@@ -530,6 +632,46 @@ fn error_type(code: i64, status: &str) -> &'static str {
     }
 }
 
+/// The headers of every GitHub API call.
+fn headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("accept", "application/vnd.github+json".into()),
+        ("x-github-api-version", "2022-11-28".into()),
+    ]
+}
+
+/// The App's private key, read from its secret reference; never echoed in errors.
+fn app_key(
+    source: &str,
+    reference: &str,
+    base: &std::path::Path,
+) -> Result<jsonwebtoken::EncodingKey> {
+    let pem = SecretRef::parse(reference)
+        .and_then(|r| r.resolve(base))
+        .map_err(|e| ConfigError(format!("source {source}: app_private_key: {e}")))?;
+    jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes()).map_err(|e| {
+        ConfigError(format!(
+            "source {source}: app_private_key is not an RSA private key in PEM ({e}); use the .pem file GitHub generated for the App"
+        ))
+        .into()
+    })
+}
+
+/// A JWT of the App (RS256), valid from a minute ago (clock drift) for 9 minutes: GitHub
+/// refuses one that lives longer than 10. It uses the real clock, not a pinned one.
+fn app_jwt(id: &AppId, key: &jsonwebtoken::EncodingKey) -> Result<SecretString> {
+    let now = chrono::Utc::now().timestamp();
+    let iss = match id {
+        AppId::Number(n) => serde_json::json!(n),
+        AppId::Text(t) => serde_json::json!(t),
+    };
+    let claims = serde_json::json!({"iat": now - 60, "exp": now + 540, "iss": iss});
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    let token = jsonwebtoken::encode(&header, &claims, key)
+        .map_err(|e| anyhow!("signing the GitHub App's JWT: {e}"))?;
+    Ok(SecretString::from(token))
+}
+
 #[async_trait]
 impl Source for GitHub {
     async fn collect(&mut self, session: &mut SourceSession<'_>) -> Result<()> {
@@ -552,7 +694,7 @@ impl Source for GitHub {
                             if feeds.session().cancelled() || feeds.broken() {
                                 break;
                             }
-                            if let Err(e) = self.collect_hook(&mut feeds, hook).await {
+                            if let Err(e) = self.collect_hook(&mut feeds, &self.api, hook).await {
                                 failures.push(e);
                             }
                         }
@@ -563,14 +705,46 @@ impl Source for GitHub {
                     }
                 }
             }
+            if let Some(app) = &self.app
+                && !feeds.session().cancelled()
+                && !feeds.broken()
+            {
+                let hook = Hook {
+                    path: "app/hook/deliveries".into(),
+                    operation: "GET /app/hook/deliveries",
+                    uid: format!("app/{}", app.id),
+                    url: None,
+                };
+                let read = match self.app_api(app) {
+                    Ok(api) => {
+                        let read = self.collect_hook(&mut feeds, &api, &hook).await;
+                        // The App's own refusals, after the feed's last save.
+                        if api.has_own() && !feeds.broken() {
+                            feeds.save(&api).await?;
+                        }
+                        read
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = read {
+                    failures.push(e);
+                }
+            }
         }
-        if self.audit
-            && let Some(org) = &self.org
-            && !feeds.session().cancelled()
-            && !feeds.broken()
-            && let Err(e) = self.collect_audit(&mut feeds, org).await
-        {
-            failures.push(e);
+        if self.audit {
+            let owners = self
+                .org
+                .iter()
+                .map(|o| format!("orgs/{o}"))
+                .chain(self.enterprise.iter().map(|e| format!("enterprises/{e}")));
+            for owner in owners {
+                if feeds.session().cancelled() || feeds.broken() {
+                    break;
+                }
+                if let Err(e) = self.collect_audit(&mut feeds, &owner).await {
+                    failures.push(e);
+                }
+            }
         }
         // scopetrail's own rows of calls after the last save (a hook listing refused) are
         // staged by `finish`.

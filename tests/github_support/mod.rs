@@ -298,6 +298,39 @@ impl FakeGitHub {
         seen
     }
 
+    /// A GitHub App `app_id` whose JWTs verify with the RSA key of `jwks` (RFC 7517 n, e).
+    pub fn set_app(&self, app_id: &str, jwks: &Value) {
+        let rsa = jwks["keys"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["kty"] == "RSA"))
+            .expect("an RSA key");
+        let key = jsonwebtoken::DecodingKey::from_rsa_components(
+            rsa["n"].as_str().expect("n"),
+            rsa["e"].as_str().expect("e"),
+        )
+        .expect("RSA components");
+        self.with(|s| s.app = Some((app_id.to_string(), key)));
+    }
+
+    pub fn add_app_delivery(&self, delivery: Delivery) {
+        self.with(|s| s.app_deliveries.push(delivery));
+    }
+
+    /// The JWTs the App's endpoints were called with.
+    pub fn app_jwts(&self) -> Vec<String> {
+        self.with(|s| s.app_jwts.clone())
+    }
+
+    /// An enterprise's audit log entry (`/enterprises/{enterprise}/audit-log`).
+    pub fn add_enterprise_audit(&self, enterprise: &str, entry: Value) {
+        self.with(|s| {
+            s.audit
+                .entry(format!("enterprises/{enterprise}"))
+                .or_default()
+                .push(entry)
+        });
+    }
+
     /// Requests refused by the primary rate limit.
     pub fn rate_limited(&self) -> u64 {
         self.with(|s| s.rate_limited)
@@ -319,6 +352,11 @@ struct State {
     scope_header: bool,
     /// `github-authentication-token-expiration`, for tokens that expire.
     expiration: Option<String>,
+    /// A GitHub App: its id (the JWT's `iss`) and public key, and its webhook's deliveries.
+    app: Option<(String, jsonwebtoken::DecodingKey)>,
+    app_deliveries: Vec<Delivery>,
+    /// The JWTs `/app/...` was called with.
+    app_jwts: Vec<String>,
 }
 
 struct Rate {
@@ -448,13 +486,15 @@ enum Endpoint {
     Audit(String),
     /// The token's owner: any token may read it.
     User,
+    /// The App's webhook deliveries: a JWT of the App, not a token.
+    AppDeliveries,
 }
 
 impl Endpoint {
     fn accepted(&self) -> &'static [&'static str] {
         match self {
             Endpoint::Audit(_) => &["read:audit_log"],
-            Endpoint::User => &[],
+            Endpoint::User | Endpoint::AppDeliveries => &[],
             Endpoint::Hooks(owner) | Endpoint::Deliveries(owner, _)
                 if owner.starts_with("orgs/") =>
             {
@@ -469,6 +509,12 @@ fn route(method: &str, path: &str) -> Option<Endpoint> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if parts == ["user"] && method == "GET" {
         return Some(Endpoint::User);
+    }
+    if parts == ["app", "hook", "deliveries"] && method == "GET" {
+        return Some(Endpoint::AppDeliveries);
+    }
+    if let ["enterprises", enterprise, "audit-log"] = parts.as_slice() {
+        return (method == "GET").then(|| Endpoint::Audit(format!("enterprises/{enterprise}")));
     }
     let (owner, rest) = match parts.as_slice() {
         ["orgs", org, rest @ ..] => (format!("orgs/{org}"), rest),
@@ -524,6 +570,9 @@ impl State {
             rate_limited: 0,
             scope_header: true,
             expiration: None,
+            app: None,
+            app_deliveries: Vec::new(),
+            app_jwts: Vec::new(),
         }
     }
 
@@ -537,10 +586,18 @@ impl State {
         let pq = seen.path_and_query.as_str();
         let (path, query) = pq.split_once('?').unwrap_or((pq, ""));
         let endpoint = route(&seen.method, path);
-        let authorized = seen.authorization.as_deref().is_some_and(|a| {
-            let token = a.strip_prefix("Bearer ").or(a.strip_prefix("token "));
-            token == Some(self.token.as_str())
-        });
+        let bearer = seen
+            .authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer ").or(a.strip_prefix("token ")));
+        let authorized = match &endpoint {
+            // GitHub: "A JSON web token could not be decoded" for anything but the App's JWT.
+            Some(Endpoint::AppDeliveries) => bearer.is_some_and(|jwt| {
+                self.app_jwts.push(jwt.to_string());
+                self.app_jwt_valid(jwt)
+            }),
+            _ => bearer == Some(self.token.as_str()),
+        };
         let mut reply = if authorized {
             let params = url::form_urlencoded::parse(query.as_bytes());
             let params = params.into_owned().collect();
@@ -625,6 +682,10 @@ impl State {
             Endpoint::Hooks(owner) => self.hooks(list, owner),
             Endpoint::Deliveries(owner, hook) => self.deliveries(list, owner, *hook),
             Endpoint::Audit(org) => self.audit_log(list, org),
+            Endpoint::AppDeliveries => {
+                let all = self.app_deliveries.clone();
+                self.delivery_page(list, all.iter())
+            }
             Endpoint::User => Reply::json(
                 200,
                 &json!({"login": "acme-bot", "id": 4242, "type": "User"}),
@@ -652,10 +713,39 @@ impl State {
         list.page("page", remaining.collect(), Vec::new())
     }
 
+    /// An App JWT: RS256 by the App's key, `iss` the App's id, alive, and at most 10 minutes
+    /// long, as GitHub checks it.
+    fn app_jwt_valid(&self, jwt: &str) -> bool {
+        let Some((id, key)) = &self.app else {
+            return false;
+        };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        // `iss` is checked below: jsonwebtoken reads only string issuers, GitHub takes the
+        // App's id as a number too.
+        validation.set_required_spec_claims(&["exp", "iat"]);
+        validation.validate_aud = false;
+        let Ok(data) = jsonwebtoken::decode::<Value>(jwt, key, &validation) else {
+            return false;
+        };
+        let claims = data.claims;
+        let iss = match &claims["iss"] {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => return false,
+        };
+        let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+        iss == *id && lifetime <= 600
+    }
+
     fn deliveries(&self, list: &List, owner: &str, hook: i64) -> Reply {
         if !self.hooks.get(owner).is_some_and(|ids| ids.contains(&hook)) {
             return Reply::not_found();
         }
+        let all = self.deliveries.get(&hook).into_iter().flatten();
+        self.delivery_page(list, all)
+    }
+
+    fn delivery_page<'d>(&self, list: &List, all: impl Iterator<Item = &'d Delivery>) -> Reply {
         let cursor = list
             .param("cursor")
             .map(|c| c.strip_prefix("v1_")?.parse().ok());
@@ -663,7 +753,6 @@ impl State {
             Some(None) => return Reply::error(400, "Invalid cursor", DOCS),
             cursor => cursor.flatten().unwrap_or(i64::MAX),
         };
-        let all = self.deliveries.get(&hook).into_iter().flatten();
         let mut remaining: Vec<&Delivery> = all.filter(|d| d.id < before).collect();
         remaining.sort_by_key(|d| std::cmp::Reverse(d.id));
         let remaining = remaining.iter();

@@ -77,6 +77,22 @@ impl TestKeys {
         )
     }
 
+    /// The RSA key as PEM (PKCS#8 `PRIVATE KEY`), as a GitHub App's private key is given.
+    pub fn rsa_private_pem(&self) -> String {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        let der: Pkcs8V1Der<'static> = self.rsa.as_der().expect("PKCS#8 encoding");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
     /// The public JWKS holding both keys, as an identity provider publishes it.
     pub fn jwks(&self) -> Value {
         // aws-lc gives n and e big-endian without leading zeros, as JWK (RFC 7518 §6.3.1) wants.
