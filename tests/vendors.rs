@@ -344,6 +344,8 @@ fn okta_errors_are_reported_and_what_was_read_is_kept() {
     assert_ne!(stuck.code, 0);
     stuck.says("does not advance");
     okta.clear_faults();
+    // A storm of 429s (E0000047, X-Rate-Limit-Remaining 0, reset a second ahead) is waited out.
+    okta.fail_next(4, 429);
     run_at(&s, now, &env).assert_code(0);
     let (own, theirs): (Vec<_>, Vec<_>) = rows(&s.out(), "denials")
         .into_iter()
@@ -692,4 +694,43 @@ tenant = "acme"
         !run.stdout.contains("BEGIN RSA") && !run.stderr.contains("BEGIN RSA"),
         "a pasted key is never echoed"
     );
+}
+
+#[test]
+fn stripe_server_errors_cut_pages_and_a_repeating_cursor() {
+    let stripe = FakeStripe::start(STRIPE_KEY);
+    let t = hour_floor(Utc::now()) - chrono::Duration::hours(2);
+    let mut want = BTreeSet::new();
+    for i in 0..350 {
+        let id = format!("evt_1Rx{i:05}B7WZ01zgkWwyRHS12y");
+        want.insert(id.clone());
+        let created = t - chrono::Duration::hours(30) + chrono::Duration::minutes(i);
+        stripe.add_event(stripe_event(
+            &id,
+            created.timestamp(),
+            "charge.failed",
+            1,
+            None,
+            None,
+        ));
+    }
+    let s = setup(&stripe_config(&stripe), &["stripe"]);
+    let env = [("STRIPE_TEST_KEY", STRIPE_KEY)];
+
+    // A cursor that never advances: the run stops, says why, and keeps the pages it read.
+    stripe.repeat_cursor();
+    let stuck = run_at(&s, t, &env);
+    assert_ne!(stuck.code, 0);
+    stuck.says("does not advance");
+    // Server errors and a page cut short are tried again.
+    stripe.clear_faults();
+    stripe.fail_next(2, 500);
+    stripe.truncate_next(1);
+    run_at(&s, t + chrono::Duration::days(1), &env).assert_code(0);
+    let got: BTreeSet<String> = rows(&s.out(), "webhook_failures")
+        .into_iter()
+        .map(|(_, r)| r["source_event_uid"].clone())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(rows(&s.out(), "webhook_failures").len(), 350, "each once");
 }
