@@ -178,7 +178,7 @@ pub fn decode_settings(
 }
 
 /// How a vendor source reaches its API: saved responses, or the API at `base` with the
-/// named credential's token.
+/// named credential's token (or none, for public APIs).
 pub struct Remote<'a> {
     pub vendor: &'a str,
     pub saved: Option<&'a Spanned<String>>,
@@ -221,19 +221,23 @@ impl Remote<'_> {
                 dir: ctx.base_dir.join(dir.get_ref()),
             },
             None => {
-                let token = credential.as_ref().and_then(|c| c.token.clone()).ok_or_else(|| {
-                    ConfigError(format!(
-                        "source {}: credential `{}` has no token (token = \"{}\", \"file:…\" or \"credential:…\")",
-                        spec.name,
-                        self.credential.map_or("", |c| c.get_ref().as_str()),
-                        self.token_example,
-                    ))
-                })?;
+                // No credential: a public API (a status page).
+                let token = match (&credential, self.credential) {
+                    (Some(c), Some(name)) => Some(c.token.clone().ok_or_else(|| {
+                        ConfigError(format!(
+                            "source {}: credential `{}` has no token (token = \"{}\", \"file:…\" or \"credential:…\")",
+                            spec.name,
+                            name.get_ref(),
+                            self.token_example,
+                        ))
+                    })?),
+                    _ => None,
+                };
                 Transport::Http {
                     base: url::Url::parse(self.base).map_err(|e| {
                         ConfigError(format!("source {}: {e}: {}", spec.name, self.base))
                     })?,
-                    token: Some(token),
+                    token,
                     scheme: self.scheme,
                     headers: self.headers,
                 }

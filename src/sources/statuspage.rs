@@ -7,7 +7,7 @@
 //! Status pages of other providers are configured with their `provider` so `validate` can say
 //! they are not supported, rather than the page being silently ignored.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use async_trait::async_trait;
 use chrono::DateTime;
 use serde::Deserialize;
@@ -16,10 +16,9 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::feed::{Feeds, Item};
-use super::{BuildContext, Coverage, Source, SourceConfig, SourceSpec};
+use super::{BuildContext, Coverage, Remote, Source, SourceConfig, SourceSpec};
 use crate::config::{Doc, Dur, Name};
-use crate::http::fetch::Target;
-use crate::http::{Api, Paging, Transport};
+use crate::http::{Api, Paging};
 use crate::model::uid::Origin;
 use crate::model::{Dataset, Incident, Record};
 use crate::staging::SourceSession;
@@ -142,26 +141,16 @@ impl StatusPage {
     fn new(spec: &SourceSpec, s: &Settings, ctx: &BuildContext<'_>) -> Result<Self> {
         let environment = ctx.environment(&spec.tenant);
         let vendor = s.vendor.get_ref().0.clone();
-        let transport = match (&s.saved, &s.page_url) {
-            (Some(dir), _) => Transport::Files {
-                dir: ctx.base_dir.join(dir.get_ref()),
-            },
-            (None, Some(url)) => Transport::Http {
-                base: Url::parse(url.get_ref())
-                    .with_context(|| format!("source {}: page_url", spec.name))?,
-                token: None,
-                scheme: "Bearer",
-                headers: vec![("accept", "application/json".into())],
-            },
-            (None, None) => anyhow::bail!("source {}: no page_url", spec.name),
-        };
-        let target = Target {
-            vendor: vendor.clone(),
-            tenant: spec.tenant.clone(),
-            environment: environment.clone(),
+        let (api, _) = Remote {
+            vendor: &vendor,
+            saved: s.saved.as_ref(),
             credential: None,
-            credential_uid: None,
-        };
+            base: s.page_url.as_ref().map_or("", |u| u.get_ref()),
+            scheme: "Bearer",
+            headers: vec![("accept", "application/json".into())],
+            token_example: "",
+        }
+        .connect(spec, ctx)?;
         Ok(StatusPage {
             page: s
                 .page_url
@@ -170,7 +159,7 @@ impl StatusPage {
             vendor,
             tenant: spec.tenant.clone(),
             environment,
-            api: Api::new(ctx.engine.clone(), transport, target),
+            api,
             overlap: spec.cadence.rescan_overlap.chrono(),
             lookback: spec.cadence.initial_lookback.chrono(),
         })
