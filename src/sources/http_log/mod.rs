@@ -1075,34 +1075,62 @@ fn lowercase(host: &str) -> Cow<'_, str> {
 /// Host and path of a logged URL (query removed); a bare path has no host.
 fn split_url(text: &str) -> (Option<&str>, Option<&str>) {
     let b = text.as_bytes();
-    let scheme = b
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
-        .count();
+    let scheme = if b.starts_with(b"https://") {
+        5
+    } else if b.starts_with(b"http://") {
+        4
+    } else {
+        b.iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+            .count()
+    };
     let (host, rest) = if scheme > 0 && b[scheme..].starts_with(b"://") {
-        // One pass over the authority: where it ends, where the host starts (after any
-        // `user:password@`) and where its port starts.
         let after = &text[scheme + 3..];
-        let (mut start, mut colon, mut end) = (0, None, after.len());
-        for (i, c) in after.bytes().enumerate() {
-            match c {
-                b'/' | b'?' | b'#' => {
-                    end = i;
-                    break;
-                }
-                b'@' => (start, colon) = (i + 1, None),
-                b':' if colon.is_none() => colon = Some(i),
-                _ => {}
-            }
-        }
-        let host = &after[start..colon.unwrap_or(end)];
-        ((!host.is_empty()).then_some(host), &after[end..])
+        let (start, colon, end) = authority(after.as_bytes());
+        // All three are at ASCII bytes or the end: char boundaries.
+        let host = after.get(start..colon.unwrap_or(end)).unwrap_or_default();
+        (
+            (!host.is_empty()).then_some(host),
+            after.get(end..).unwrap_or_default(),
+        )
     } else {
         (None, text)
     };
     let end = memchr::memchr2(b'?', b'#', rest.as_bytes()).unwrap_or(rest.len());
     let path = &rest[..end];
     (host, (!path.is_empty()).then_some(path))
+}
+
+/// One pass over a URL's authority (what follows `://`), eight bytes at a time: where the
+/// host starts (after the last `user:password@`), where its port starts and where the
+/// authority ends (at a `/`, `?` or `#`).
+fn authority(a: &[u8]) -> (usize, Option<usize>, usize) {
+    use routes::{bytes_equal, word};
+    let (mut start, mut colon) = (0, None);
+    let mut at = 0;
+    while at < a.len() {
+        let w = word(a, at);
+        let ends = bytes_equal(w, b'/') | bytes_equal(w, b'?') | bytes_equal(w, b'#');
+        // The bits below the first end (all of them without one).
+        let before = (ends & ends.wrapping_neg()).wrapping_sub(1);
+        let ats = bytes_equal(w, b'@') & before;
+        let mut colons = bytes_equal(w, b':') & before;
+        if ats != 0 {
+            let last = 63 - ats.leading_zeros();
+            start = at + (last / 8) as usize + 1;
+            colon = None;
+            // Only the colons after the last `@` count.
+            colons &= !(2u64 << last).wrapping_sub(1);
+        }
+        if colon.is_none() && colons != 0 {
+            colon = Some(at + (colons.trailing_zeros() / 8) as usize);
+        }
+        if ends != 0 {
+            return (start, colon, at + (ends.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    (start, colon, a.len())
 }
 
 #[cfg(test)]
@@ -1130,6 +1158,66 @@ mod tests {
             split_url("https://api.example.com"),
             (Some("api.example.com"), None)
         );
+    }
+
+    /// `authority` one byte at a time.
+    fn authority_slowly(a: &[u8]) -> (usize, Option<usize>, usize) {
+        let (mut start, mut colon, mut end) = (0, None, a.len());
+        for (i, c) in a.iter().enumerate() {
+            match c {
+                b'/' | b'?' | b'#' => {
+                    end = i;
+                    break;
+                }
+                b'@' => (start, colon) = (i + 1, None),
+                b':' if colon.is_none() => colon = Some(i),
+                _ => {}
+            }
+        }
+        (start, colon, end)
+    }
+
+    #[test]
+    fn authorities_eight_bytes_at_a_time() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"a.b:@/?#9\x80@:";
+        for _ in 0..50_000 {
+            let len = (x % 30) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            assert_eq!(authority(&bytes), authority_slowly(&bytes), "{bytes:?}");
+        }
+        for url in [
+            "ftp://h:1/x",
+            "HTTPS://Api.Example.com/A?b",
+            "http:/x",
+            "https:x",
+            "a+b-c.d://h/p",
+            "https://@/",
+            "https://:@:/",
+        ] {
+            let (host, path) = split_url(url);
+            let want = match url.split_once("://") {
+                Some((scheme, after)) if !scheme.is_empty() => {
+                    let (start, colon, end) = authority_slowly(after.as_bytes());
+                    let host = &after[start..colon.unwrap_or(end)];
+                    let rest = &after[end..];
+                    let path = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+                    (
+                        (!host.is_empty()).then_some(host),
+                        (!path.is_empty()).then_some(path),
+                    )
+                }
+                _ => (None, Some(url)),
+            };
+            assert_eq!((host, path), want, "{url}");
+        }
     }
 
     #[test]

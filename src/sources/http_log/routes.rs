@@ -96,7 +96,7 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Eight bytes of `b` from `i` as a little-endian word, zero past the end (zero is neither a
 /// slash nor a digit).
-fn word(b: &[u8], i: usize) -> u64 {
+pub(super) fn word(b: &[u8], i: usize) -> u64 {
     match (
         b.get(i..).and_then(<[u8]>::first_chunk::<8>),
         b.last_chunk::<8>(),
@@ -109,7 +109,7 @@ fn word(b: &[u8], i: usize) -> u64 {
 }
 
 /// The high bit of every byte of `w` that is `c`, exactly (no borrow from byte to byte).
-fn bytes_equal(w: u64, c: u8) -> u64 {
+pub(super) fn bytes_equal(w: u64, c: u8) -> u64 {
     let x = w ^ (ONES * u64::from(c));
     !(((x & LOWS) + LOWS) | x) & HIGHS
 }
