@@ -56,7 +56,36 @@ struct Child {
     key: String,
     /// `head(key)`: most keys are told apart by two word comparisons, without a `memcmp` call.
     head: Head,
+    /// The key as a line writes it when it needs no escape, up to its closing quote.
+    probe: Option<Probe>,
     node: Paths,
+}
+
+/// A key of up to 15 bytes and its closing quote, as two little-endian words and the masks of
+/// their bytes that count: compared with the 16 bytes after a key's opening quote.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    words: Head,
+    masks: Head,
+}
+
+impl Probe {
+    /// Only keys that JSON writes as they are: no quote, backslash or control character.
+    fn of(key: &str) -> Option<Probe> {
+        let b = key.as_bytes();
+        if b.len() > 15 || b.iter().any(|c| *c < 0x20 || matches!(c, b'"' | b'\\')) {
+            return None;
+        }
+        let mut text = [0u8; 16];
+        text[..b.len()].copy_from_slice(b);
+        text[b.len()] = b'"';
+        let mut mask = [0u8; 16];
+        mask[..=b.len()].fill(0xff);
+        Some(Probe {
+            words: head(&text),
+            masks: head(&mask),
+        })
+    }
 }
 
 /// A key's first 16 bytes as two little-endian words, zero past the key's end.
@@ -94,6 +123,7 @@ impl Paths {
                     node.children.push(Child {
                         key: part.to_string(),
                         head: head(part.as_bytes()),
+                        probe: Probe::of(part),
                         node: Paths::default(),
                     });
                     node.children.len() - 1
@@ -102,6 +132,20 @@ impl Paths {
             node = &mut node.children[i].node;
         }
         node.slot = Some(slot);
+    }
+
+    /// The child whose key, unescaped and followed by its closing quote, starts `line` (the
+    /// 16 bytes after a key's opening quote), and the key's length. A key with escapes or
+    /// dots is not found here (`child` and `find` find it).
+    #[inline]
+    pub fn probe(&self, line: &[u8; 16]) -> Option<(usize, &Paths)> {
+        let (lo, hi) = (line.first_chunk::<8>()?, line.last_chunk::<8>()?);
+        let words = [u64::from_le_bytes(*lo), u64::from_le_bytes(*hi)];
+        self.children.iter().find_map(|c| {
+            let p = c.probe.as_ref()?;
+            (words[0] & p.masks[0] == p.words[0] && words[1] & p.masks[1] == p.words[1])
+                .then_some((c.key.len(), &c.node))
+        })
     }
 
     /// The child a key leads to; a key with dots (`"http.status"`) walks several levels, so
@@ -194,6 +238,32 @@ mod tests {
         );
         assert!(trie.child("resp").is_some_and(|n| !n.is_leaf()));
         assert!(trie.child("other").is_none());
+    }
+
+    #[test]
+    fn probes_find_only_keys_written_as_they_are() {
+        let mut trie = Paths::default();
+        trie.add("ts", 0);
+        trie.add("a\\b", 1);
+        trie.add("fifteen_bytes_k", 2);
+        trie.add("sixteen_bytes_ke", 3);
+        let at = |s: &str| {
+            let mut b = [b' '; 16];
+            let n = s.len().min(16);
+            b[..n].copy_from_slice(&s.as_bytes()[..n]);
+            trie.probe(&b).map(|(len, c)| (len, c.slot()))
+        };
+        assert_eq!(at("ts\":1"), Some((2, Some(0))));
+        assert_eq!(at("ts.x\":1"), None, "dotted keys walk by `child`");
+        assert_eq!(at("tsx\":1"), None);
+        assert_eq!(at("t\":1"), None);
+        assert_eq!(
+            at("a\\b\":1"),
+            None,
+            "written with an escape: found by `child`"
+        );
+        assert_eq!(at("fifteen_bytes_k\""), Some((15, Some(2))));
+        assert_eq!(at("sixteen_bytes_ke"), None, "too long to probe");
     }
 
     #[test]

@@ -76,14 +76,25 @@ impl<'a> Scanner<'a> {
             if c != b'"' {
                 return Err(ScanError::Syntax("\"", i));
             }
-            let key = string(b, i)?;
-            let raw = b.get(key.start..key.end).unwrap_or_default();
-            let child = if key.escaped {
-                node.child(&decode(raw)?)
-            } else {
-                node.find(raw, key.head)
+            // A configured key is mostly found as it is written, without looking for its end.
+            let probed = b
+                .get(i + 1..)
+                .and_then(<[u8]>::first_chunk::<16>)
+                .and_then(|w| node.probe(w));
+            let (key_end, child) = match probed {
+                Some((len, child)) => (i + 1 + len, Some(child)),
+                None => {
+                    let key = string(b, i)?;
+                    let raw = b.get(key.start..key.end).unwrap_or_default();
+                    let child = if key.escaped {
+                        node.child(&decode(raw)?)
+                    } else {
+                        node.find(raw, key.head)
+                    };
+                    (key.end, child)
+                }
             };
-            let (colon, j) = token(b, key.end + 1);
+            let (colon, j) = token(b, key_end + 1);
             if colon != b':' {
                 return Err(ScanError::Syntax(":", j));
             }
