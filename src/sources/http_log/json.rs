@@ -49,6 +49,9 @@ impl Scalar<'_> {
 pub struct Paths {
     slot: Option<usize>,
     children: Vec<Child>,
+    /// Keys known to lead nowhere here (see `skip_others`): probed like the children, so
+    /// that their values are skipped without looking for the key's end first.
+    skips: Vec<(usize, Probe)>,
 }
 
 #[derive(Debug)]
@@ -134,18 +137,45 @@ impl Paths {
         node.slot = Some(slot);
     }
 
-    /// The child whose key, unescaped and followed by its closing quote, starts `line` (the
-    /// 16 bytes after a key's opening quote), and the key's length. A key with escapes or
-    /// dots is not found here (`child` and `find` find it).
+    /// The key, unescaped and followed by its closing quote, that starts `line` (the 16 bytes
+    /// after a key's opening quote) if it is a child's or a known skip: its length, and the
+    /// child (`None` for a skip). A key with escapes or dots is not found here (`child` and
+    /// `find` find it).
     #[inline]
-    pub fn probe(&self, line: &[u8; 16]) -> Option<(usize, &Paths)> {
+    pub fn probe(&self, line: &[u8; 16]) -> Option<(usize, Option<&Paths>)> {
         let (lo, hi) = (line.first_chunk::<8>()?, line.last_chunk::<8>()?);
         let words = [u64::from_le_bytes(*lo), u64::from_le_bytes(*hi)];
-        self.children.iter().find_map(|c| {
-            let p = c.probe.as_ref()?;
-            (words[0] & p.masks[0] == p.words[0] && words[1] & p.masks[1] == p.words[1])
-                .then_some((c.key.len(), &c.node))
-        })
+        let fits =
+            |p: &Probe| words[0] & p.masks[0] == p.words[0] && words[1] & p.masks[1] == p.words[1];
+        self.children
+            .iter()
+            .find_map(|c| {
+                c.probe
+                    .as_ref()
+                    .filter(|p| fits(p))
+                    .map(|_| (c.key.len(), Some(&c.node)))
+            })
+            .or_else(|| {
+                self.skips
+                    .iter()
+                    .find(|(_, p)| fits(p))
+                    .map(|(len, _)| (*len, None))
+            })
+    }
+
+    /// Learns, from `other` (a trie of more paths), the keys that lead nowhere here but are
+    /// in the logged objects: the lines that `other` reads have them, so most lines do.
+    pub fn skip_others(&mut self, other: &Paths) {
+        for o in &other.children {
+            match self.children.iter_mut().find(|c| c.key == o.key) {
+                Some(mine) => mine.node.skip_others(&o.node),
+                None => {
+                    if let Some(p) = o.probe {
+                        self.skips.push((o.key.len(), p));
+                    }
+                }
+            }
+        }
     }
 
     /// The child a key leads to; a key with dots (`"http.status"`) walks several levels, so
@@ -251,7 +281,8 @@ mod tests {
             let mut b = [b' '; 16];
             let n = s.len().min(16);
             b[..n].copy_from_slice(&s.as_bytes()[..n]);
-            trie.probe(&b).map(|(len, c)| (len, c.slot()))
+            trie.probe(&b)
+                .map(|(len, c)| (len, c.and_then(Paths::slot)))
         };
         assert_eq!(at("ts\":1"), Some((2, Some(0))));
         assert_eq!(at("ts.x\":1"), None, "dotted keys walk by `child`");
@@ -264,6 +295,31 @@ mod tests {
         );
         assert_eq!(at("fifteen_bytes_k\""), Some((15, Some(2))));
         assert_eq!(at("sixteen_bytes_ke"), None, "too long to probe");
+        // Keys of a larger trie are known to lead nowhere.
+        let mut more = Paths::default();
+        for (i, p) in ["ts", "id", "request.headers.agent", "a\\b"]
+            .iter()
+            .enumerate()
+        {
+            more.add(p, i);
+        }
+        let mut counted = Paths::default();
+        counted.add("request.method", 0);
+        counted.add("ts", 1);
+        counted.skip_others(&more);
+        let probe = |trie: &Paths, s: &str| {
+            let mut b = [b' '; 16];
+            b[..s.len()].copy_from_slice(s.as_bytes());
+            trie.probe(&b).map(|(len, c)| (len, c.map(|c| c.is_leaf())))
+        };
+        assert_eq!(probe(&counted, "ts\""), Some((2, Some(true))));
+        assert_eq!(probe(&counted, "id\""), Some((2, None)), "a skip");
+        assert_eq!(probe(&counted, "idx\""), None);
+        assert_eq!(probe(&counted, "a\\b\""), None, "not probed");
+        let request = counted.child("request").expect("request");
+        assert_eq!(probe(request, "headers\""), Some((7, None)), "nested skip");
+        assert_eq!(probe(request, "method\""), Some((6, Some(true))));
+        assert!(counted.child("id").is_none(), "skips are not children");
     }
 
     #[test]

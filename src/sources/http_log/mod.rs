@@ -216,6 +216,8 @@ impl Settings {
                         counted.add(path.get_ref(), field as usize);
                     }
                 }
+                // The first reading of a line skips the other mapped fields by their keys.
+                counted.skip_others(&all);
                 LineFormat::Json { counted, all }
             }
             LogFormat::Combined => LineFormat::Combined,

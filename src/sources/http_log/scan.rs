@@ -82,7 +82,7 @@ impl<'a> Scanner<'a> {
                 .and_then(<[u8]>::first_chunk::<16>)
                 .and_then(|w| node.probe(w));
             let (key_end, child) = match probed {
-                Some((len, child)) => (i + 1 + len, Some(child)),
+                Some((len, child)) => (i + 1 + len, child),
                 None => {
                     let key = string(b, i)?;
                     let raw = b.get(key.start..key.end).unwrap_or_default();
