@@ -67,6 +67,15 @@ pub struct Coverage {
 }
 
 impl Coverage {
+    /// Every row of a (vendor, tenant): an API source's.
+    pub fn all_of(vendor: &str, tenant: &str) -> Coverage {
+        Coverage {
+            vendor: vendor.into(),
+            tenant: tenant.into(),
+            host: None,
+        }
+    }
+
     pub fn covers(&self, vendor: &str, tenant: &str, host: Option<&str>) -> bool {
         self.vendor == vendor
             && self.tenant == tenant

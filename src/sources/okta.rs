@@ -134,11 +134,7 @@ impl SourceConfig for Settings {
     }
 
     fn coverage(&self, tenant: &str) -> Vec<Coverage> {
-        vec![Coverage {
-            vendor: VENDOR.into(),
-            tenant: tenant.into(),
-            host: None,
-        }]
+        vec![Coverage::all_of(VENDOR, tenant)]
     }
 
     fn build(&self, spec: &SourceSpec, ctx: &BuildContext<'_>) -> Result<Box<dyn Source>> {
@@ -252,6 +248,19 @@ struct DebugData<'a> {
         deserialize_with = "lenient_number"
     )]
     seconds_to_reset: Option<i64>,
+}
+
+impl Event<'_> {
+    fn debug_data(&self) -> Option<&DebugData<'_>> {
+        self.debug.as_ref().and_then(|d| d.data.as_ref())
+    }
+
+    /// `debugContext.debugData.requestId`: Okta's id of the request, for support tickets.
+    fn request_id(&self) -> Option<String> {
+        self.debug_data()
+            .and_then(|d| d.request_id.as_deref())
+            .map(str::to_string)
+    }
 }
 
 /// Okta writes debug numbers as strings or numbers.
@@ -411,7 +420,7 @@ impl Okta {
             .as_ref()
             .filter(|a| a.kind.as_deref() == Some("User"))
             .and_then(Party::name);
-        let data = e.debug.as_ref().and_then(|d| d.data.as_ref());
+        let data = e.debug_data();
         Denial {
             head: self.head(Dataset::Denials, e, time, credential),
             http_status: None,
@@ -441,9 +450,7 @@ impl Okta {
                 .and_then(|c| c.user_agent.as_ref())
                 .and_then(|u| u.raw.as_deref())
                 .map(str::to_string),
-            request_id: data
-                .and_then(|d| d.request_id.as_deref())
-                .map(str::to_string),
+            request_id: e.request_id(),
         }
         .into()
     }
@@ -455,7 +462,7 @@ impl Okta {
         client: Option<&str>,
         credential: Option<&crate::config::Credential>,
     ) -> Record {
-        let data = e.debug.as_ref().and_then(|d| d.data.as_ref());
+        let data = e.debug_data();
         // The limited endpoint is the target of type `URL Pattern`, else the request's.
         let operation = e
             .target
@@ -478,9 +485,7 @@ impl Okta {
             retry_after_s: data.and_then(|d| d.seconds_to_reset),
             ratelimit_limit: data.and_then(|d| d.operation_threshold.or(d.threshold)),
             ratelimit_remaining: Some(0),
-            request_id: data
-                .and_then(|d| d.request_id.as_deref())
-                .map(str::to_string),
+            request_id: e.request_id(),
         }
         .into()
     }

@@ -100,11 +100,7 @@ impl SourceConfig for Settings {
     }
 
     fn coverage(&self, tenant: &str) -> Vec<Coverage> {
-        vec![Coverage {
-            vendor: VENDOR.into(),
-            tenant: tenant.into(),
-            host: None,
-        }]
+        vec![Coverage::all_of(VENDOR, tenant)]
     }
 
     fn build(&self, spec: &SourceSpec, ctx: &BuildContext<'_>) -> Result<Box<dyn Source>> {
