@@ -314,13 +314,8 @@ fn okta_system_log_becomes_denials_and_changes_once_within_the_limit() {
         .and_then(|r| r.param("since"));
     assert!(since.is_some(), "resumes from its mark");
 
-    // The token never appears in what scopetrail wrote.
-    for (name, (bytes, _)) in common::exported_files(&s.out()) {
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(OKTA_TOKEN),
-            "{name}"
-        );
-    }
+    // The token never appears in what scopetrail wrote: exports, staging, state.
+    common::assert_no_secret_in(s.dir.path(), &[OKTA_TOKEN], &[]);
 }
 
 #[test]
@@ -525,6 +520,7 @@ fn stripe_events_go_from_pending_to_failed_and_endpoints_changes_are_seen() {
         !details.contains("s3cret"),
         "receiver URLs lose their query"
     );
+    common::assert_no_secret_in(s.dir.path(), &[STRIPE_KEY, "s3cret"], &[]);
 }
 
 #[test]
@@ -539,7 +535,7 @@ fn stripe_restricted_key_is_a_clear_error() {
     );
     assert_ne!(run.code, 0);
     run.says("missing permission").says("rak_event_read");
-    assert!(!run.stdout.contains(STRIPE_KEY) && !run.stderr.contains(STRIPE_KEY));
+    common::assert_no_secret_in(s.dir.path(), &[STRIPE_KEY], &[&run.stdout, &run.stderr]);
 }
 
 // ---------------------------------------------------------------------------- Statuspage

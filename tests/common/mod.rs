@@ -173,6 +173,34 @@ pub fn missing_tool(tool: &str, how: &str) {
     );
 }
 
+/// None of `secrets` is in any file under `dir` (configuration files aside; gzip files
+/// decompressed: exports, staging segments, state) nor in any of `outputs`.
+pub fn assert_no_secret_in(dir: &Path, secrets: &[&str], outputs: &[&str]) {
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if !entry.file_type().is_file() || entry.path().extension().is_some_and(|e| e == "toml") {
+            continue;
+        }
+        let bytes = if entry.path().to_string_lossy().ends_with(".gz") {
+            gunzip(entry.path())
+        } else {
+            std::fs::read(entry.path()).expect("readable")
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        for s in secrets {
+            assert!(
+                !text.contains(s),
+                "a secret is in {}",
+                entry.path().display()
+            );
+        }
+    }
+    for out in outputs {
+        for s in secrets {
+            assert!(!out.contains(s), "a secret is in the output: {out}");
+        }
+    }
+}
+
 /// Every exported file under `out/v1` but run records (new each run by design), by key, with
 /// its bytes and inode.
 pub fn exported_files(out: &Path) -> BTreeMap<String, (Vec<u8>, u64)> {
