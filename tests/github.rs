@@ -3,6 +3,7 @@
 //! headers, secondary limits, 5xx, slow and truncated answers), and the real binary against it.
 
 mod common;
+mod fake_http;
 mod github_support;
 #[path = "idp_support/keys.rs"]
 mod keys;

@@ -4,6 +4,7 @@
 //! test time with real RS256 and ES256 keys.
 
 mod common;
+mod fake_http;
 mod github_support;
 mod idp_support;
 

@@ -1,7 +1,8 @@
-//! The serving machinery the vendor fakes share (tests/okta_support, tests/stripe_support,
-//! tests/statuspage_support): an HTTP/1 server on 127.0.0.1 (random port), run from a thread
-//! with a tokio runtime of its own so it keeps answering while a test blocks on a child
-//! process; the requests it saw; and the faults every vendor can be made to show.
+//! The serving machinery the vendor fakes share (tests/github_support, tests/okta_support,
+//! tests/stripe_support, tests/statuspage_support): an HTTP/1 server on 127.0.0.1 (random
+//! port), run from a thread with a tokio runtime of its own so it keeps answering while a test
+//! blocks on a child process; the requests it saw; and the faults every vendor can be made to
+//! show.
 //!
 //! A vendor is a [`Vendor`]: its state, behind the server's lock, answers one [`Req`] at a
 //! time. [`Server<V>`] is the handle (clones share the server, which stops when the last one is
@@ -12,14 +13,16 @@
 //! 1. [`Vendor::refuse`]: a bad credential or a forbidden key (401/403), before any fault;
 //! 2. `fail_next`: the next `n` requests get [`Vendor::injected`] for the status (the vendor's
 //!    5xx or 429 body and headers), without spending any rate limit;
-//! 3. [`Vendor::answer`]: rate limits, routing, the page (`Req::repeat` is set while
-//!    `repeat_cursor` holds: a list's "next" must then never advance);
+//! 3. [`Vendor::answer`]: the vendor's own faults, rate limits, routing, the page (`Req::repeat`
+//!    is set while `repeat_cursor` holds, or `repeat_cursor_matching` for the request's path
+//!    and query: a list's "next" must then never advance);
 //! 4. `truncate_next` cuts the next 200s: the whole `Content-Length` is announced, half the body
 //!    is sent and flushed, then the connection is closed (a client sees a body error);
 //! 5. `slow_next` delays any response before its headers.
 //!
 //! [`Vendor::headers`] are added to every response, unless the reply set a header of the same
-//! name itself; a reply without `Content-Type` is `application/json`.
+//! name itself; a reply without `Content-Type` is `application/json`. `clear_faults` clears the
+//! faults above and [`Vendor::clear_faults`], the vendor's own.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -51,6 +54,10 @@ pub trait Vendor: Send + 'static {
 
     /// Headers every response carries (request id, rate limit, ...).
     fn headers(&mut self, req: &Req) -> Vec<(&'static str, String)>;
+
+    /// Clears the faults the vendor keeps itself (checked in [`Vendor::answer`]), with the
+    /// server's own.
+    fn clear_faults(&mut self) {}
 }
 
 /// One request as the fake saw it, with the status it answered.
@@ -124,12 +131,14 @@ pub struct Req<'a> {
     /// 1 for the first request the server saw, then 2, ...: for derived ids.
     pub n: u64,
     pub method: &'a str,
+    /// The path and query as the client sent them (not decoded).
+    pub path_and_query: &'a str,
     pub path: &'a str,
     pub params: Params,
     pub authorization: Option<&'a str>,
     /// `http://127.0.0.1:PORT`, for the links a vendor writes.
     pub base: &'a str,
-    /// `repeat_cursor` holds: a list's next page must be this one again.
+    /// `repeat_cursor` holds (for this path): a list's next page must be this one again.
     pub repeat: bool,
 }
 
@@ -276,7 +285,8 @@ struct Faults {
     truncate: usize,
     slow: usize,
     delay: Duration,
-    repeat: bool,
+    /// What the path and query contain for `repeat_cursor` to hold ("": every request).
+    repeat: Vec<String>,
 }
 
 struct Shared<V> {
@@ -389,11 +399,19 @@ impl<V: Vendor> Server<V> {
 
     /// From now on, lists point their next page at the same page, forever.
     pub fn repeat_cursor(&self) {
-        self.faults(|f| f.repeat = true);
+        self.repeat_cursor_matching("");
     }
 
+    /// `repeat_cursor` for the requests whose path and query contain `path_contains` only.
+    pub fn repeat_cursor_matching(&self, path_contains: &str) {
+        self.faults(|f| f.repeat.push(path_contains.to_string()));
+    }
+
+    /// Clears the faults above and the vendor's own ([`Vendor::clear_faults`]).
     pub fn clear_faults(&self) {
-        self.faults(|f| *f = Faults::default());
+        let mut shared = lock(&self.inner.shared);
+        shared.faults = Faults::default();
+        shared.vendor.clear_faults();
     }
 
     /// Every request so far, in the order they arrived.
@@ -413,14 +431,16 @@ impl<V: Vendor> Shared<V> {
     fn answer(&mut self, base: &str, seen: Seen) -> (Reply, Option<Duration>) {
         let pq = seen.path_and_query.as_str();
         let (path, query) = pq.split_once('?').unwrap_or((pq, ""));
+        let repeat = self.faults.repeat.iter().any(|r| pq.contains(r.as_str()));
         let req = Req {
             n: self.seen.len() as u64 + 1,
             method: &seen.method,
+            path_and_query: pq,
             path,
             params: Params::parse(query),
             authorization: seen.authorization.as_deref(),
             base,
-            repeat: self.faults.repeat,
+            repeat,
         };
         let faults = &mut self.faults;
         let mut reply = if let Some(refusal) = self.vendor.refuse(&req) {

@@ -1,5 +1,6 @@
 //! An in-process fake of api.github.com on 127.0.0.1 (random port), speaking GitHub's wire
-//! format, for the tests that run the scopetrail binary against "GitHub".
+//! format, for the tests that run the scopetrail binary against "GitHub". Serving and the
+//! faults every vendor fake has: tests/fake_http.
 //!
 //! Fakes (GET only; anything else is GitHub's 404 body):
 //! - `/orgs/{org}/hooks`, `/repos/{owner}/{repo}/hooks`: hook objects, in numbered pages
@@ -7,13 +8,18 @@
 //! - `/orgs/{org}/hooks/{id}/deliveries`, `/repos/{owner}/{repo}/hooks/{id}/deliveries`:
 //!   deliveries newest first, paged with an opaque `cursor` (`v1_<id of the last item>`, so
 //!   deliveries added meanwhile never shift a page), Link `rel="next"`;
+//! - `/app/hook/deliveries`: the GitHub App's webhook deliveries, paged the same way, for a
+//!   JWT of the App only (RS256 by its key, `iss` its id, at most 10 minutes long; any other
+//!   credential is 401), see `set_app`;
 //! - `/user`: the token's owner (any token may read it);
-//! - `/orgs/{org}/audit-log`: `phrase` (only `created:>=DATE` or `created:>=DATETIME` is
-//!   understood), `order` (asc/desc, default desc), `per_page`, opaque `after` cursor.
+//! - `/orgs/{org}/audit-log`, `/enterprises/{enterprise}/audit-log`: `phrase` (only
+//!   `created:>=DATE` or `created:>=DATETIME` is understood), `order` (asc/desc, default desc),
+//!   `per_page`, opaque `after` cursor.
 //!
-//! Like GitHub: `Bearer`/`token` authentication (401 "Bad credentials"), `X-OAuth-Scopes` and
-//! `X-Accepted-OAuth-Scopes` with a 403 when they do not intersect, and a primary rate limit in
-//! fixed windows (`X-RateLimit-*` headers, 403 "API rate limit exceeded" once spent).
+//! Like GitHub: `Bearer`/`token` authentication (401 "Bad credentials"), `X-GitHub-Request-Id`
+//! on every response, `X-OAuth-Scopes` and `X-Accepted-OAuth-Scopes` (to a recognized token)
+//! with a 403 when they do not intersect, and a primary rate limit in fixed windows
+//! (`X-RateLimit-*` headers, 403 "API rate limit exceeded" once spent).
 //!
 //! Faults, counted so the tests are deterministic. They apply to authenticated requests (a bad
 //! token is answered 401 first), are checked in this order and do not spend the rate limit:
@@ -22,22 +28,21 @@
 //! `Content-Length` is announced, half the body is sent and flushed, then the connection is
 //! closed. `slow_next` delays any response before its headers. `repeat_cursor` makes a list's
 //! `rel="next"` point at the request's own cursor (or page), forever, even on the last page.
+//! `fail_next`, `truncate_next`, `slow_next` and `repeat_cursor` are tests/fake_http's (the
+//! latter as `repeat_cursor_matching`); `secondary_limit_next` and `fail_path_after` are
+//! GitHub's own, checked first in [`GitHub`]'s answer, before the rate limit.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
-use http_body_util::{Either, Full};
-use hyper::body::{Body, Frame, Incoming};
-use hyper::{Request, Response};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
+
+/// What `requests` returns, still named here too.
+#[allow(unused_imports)]
+pub use crate::fake_http::Seen;
+use crate::fake_http::{Reply, Req, Server, Vendor, Window};
 
 const DOCS: &str = "https://docs.github.com/rest";
 const SCOPE_DOCS: &str = "https://docs.github.com/rest/webhooks/repo-deliveries#list-deliveries-for-a-repository-webhook";
@@ -110,92 +115,44 @@ impl Delivery {
     }
 }
 
-/// One request as the fake saw it, with the status it answered.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    pub at: Instant,
-    pub method: String,
-    pub path_and_query: String,
-    pub authorization: Option<String>,
-    pub user_agent: Option<String>,
-    pub status: u16,
-}
-
-/// The handle: clones share the server, which stops when the last one is dropped.
+/// The handle: clones share the server, which stops when the last one is dropped. The methods
+/// every fake has (`base_url`, `stop`, `fail_next`, `truncate_next`, `slow_next`,
+/// `clear_faults`, `requests`, `requests_matching`) are [`Server`]'s, through `Deref`: a
+/// wrapper rather than `Server<GitHub>` itself, as GitHub's `repeat_cursor` takes the path it
+/// applies to.
 #[derive(Clone)]
-pub struct FakeGitHub {
-    inner: Arc<Inner>,
-}
+pub struct FakeGitHub(Server<GitHub>);
 
-struct Inner {
-    state: Arc<Mutex<State>>,
-    base: String,
-    cancel: CancellationToken,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
+impl std::ops::Deref for FakeGitHub {
+    type Target = Server<GitHub>;
 
-impl Inner {
-    fn stop(&self) {
-        self.cancel.cancel();
-        if let Some(thread) = lock(&self.thread).take() {
-            let _ = thread.join();
-        }
+    fn deref(&self) -> &Server<GitHub> {
+        &self.0
     }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A panic elsewhere must not hide the state from the test's assertions.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl FakeGitHub {
     /// Serves from a thread and runtime of its own, so it keeps answering while the test
     /// blocks on the scopetrail child process.
     pub fn start(token: &str) -> FakeGitHub {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let state = Arc::new(Mutex::new(State::new(token)));
-        let cancel = CancellationToken::new();
-        let (s, b, c) = (state.clone(), base.clone(), cancel.clone());
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(serve(listener, s, b.into(), c));
-        });
-        let thread = Mutex::new(Some(thread));
-        let inner = Inner {
-            state,
-            base,
-            cancel,
-            thread,
-        };
-        FakeGitHub {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`, no trailing slash.
-    pub fn base_url(&self) -> String {
-        self.inner.base.clone()
-    }
-
-    /// Stops accepting and drops open connections; returns once the port is closed.
-    pub fn stop(&self) {
-        self.inner.stop();
-    }
-
-    fn with<R>(&self, change: impl FnOnce(&mut State) -> R) -> R {
-        change(&mut lock(&self.inner.state))
+        let granted = ["admin:org_hook", "read:audit_log", "repo"];
+        FakeGitHub(Server::serve(GitHub {
+            token: token.to_string(),
+            granted: granted.map(String::from).to_vec(),
+            hooks: BTreeMap::new(),
+            deliveries: HashMap::new(),
+            audit: BTreeMap::new(),
+            rate: Window::new(5000, Duration::from_secs(3600)),
+            advertise_limit: true,
+            rate_limited: 0,
+            faults: Faults::default(),
+            scope_header: true,
+            expiration: None,
+            app: None,
+            app_deliveries: Vec::new(),
+            app_jwts: Vec::new(),
+            recognized: false,
+        }))
     }
 
     /// An organization that exists, with no hooks yet (unknown ones answer 404).
@@ -248,16 +205,12 @@ impl FakeGitHub {
 
     /// Starts a new window now, with nothing used.
     pub fn set_rate_limit(&self, limit: u32, window: Duration) {
-        self.with(|s| s.rate = Rate::new(limit, window, s.rate.advertise));
+        self.with(|s| s.rate = Window::new(limit, window));
     }
 
     /// `false`: no `X-RateLimit-*` headers and no limit at all.
     pub fn set_advertise_limit(&self, advertise: bool) {
-        self.with(|s| s.rate.advertise = advertise);
-    }
-
-    pub fn fail_next(&self, n: usize, status: u16) {
-        self.with(|s| (s.faults.fail, s.faults.fail_status) = (n, status));
+        self.with(|s| s.advertise_limit = advertise);
     }
 
     pub fn secondary_limit_next(&self, n: usize, retry_after_secs: u64) {
@@ -271,31 +224,9 @@ impl FakeGitHub {
         self.with(|s| s.faults.path = Some((needle, after_ok, status)));
     }
 
-    pub fn slow_next(&self, n: usize, delay: Duration) {
-        self.with(|s| (s.faults.slow, s.faults.delay) = (n, delay));
-    }
-
-    pub fn truncate_next(&self, n: usize) {
-        self.with(|s| s.faults.truncate = n);
-    }
-
+    /// For the lists whose path and query contain `path_contains`, until `clear_faults`.
     pub fn repeat_cursor(&self, path_contains: &str) {
-        self.with(|s| s.faults.repeat.push(path_contains.to_string()));
-    }
-
-    pub fn clear_faults(&self) {
-        self.with(|s| s.faults = Faults::default());
-    }
-
-    /// Every request so far, in the order they arrived.
-    pub fn requests(&self) -> Vec<Seen> {
-        self.with(|s| s.seen.clone())
-    }
-
-    pub fn requests_matching(&self, path_contains: &str) -> Vec<Seen> {
-        let mut seen = self.requests();
-        seen.retain(|s| s.path_and_query.contains(path_contains));
-        seen
+        self.repeat_cursor_matching(path_contains);
     }
 
     /// A GitHub App `app_id` whose JWTs verify with the RSA key of `jwks` (RFC 7517 n, e).
@@ -337,17 +268,19 @@ impl FakeGitHub {
     }
 }
 
-struct State {
+/// GitHub's state (see the module doc); used through [`FakeGitHub`].
+pub struct GitHub {
     token: String,
     granted: Vec<String>,
     /// Hook ids by owner: `orgs/{org}` or `repos/{owner}/{repo}`, as in the paths.
     hooks: BTreeMap<String, Vec<i64>>,
     deliveries: HashMap<i64, Vec<Delivery>>,
     audit: BTreeMap<String, Vec<Value>>,
-    rate: Rate,
-    faults: Faults,
-    seen: Vec<Seen>,
+    /// The primary rate limit, spent (and advertised) only while `advertise_limit`.
+    rate: Window,
+    advertise_limit: bool,
     rate_limited: u64,
+    faults: Faults,
     /// Classic tokens get `X-OAuth-Scopes`; fine-grained and App tokens do not.
     scope_header: bool,
     /// `github-authentication-token-expiration`, for tokens that expire.
@@ -357,125 +290,291 @@ struct State {
     app_deliveries: Vec<Delivery>,
     /// The JWTs `/app/...` was called with.
     app_jwts: Vec<String>,
+    /// Whether the request being answered carries a credential GitHub recognized: set by
+    /// `refuse`, read by `headers` (the server calls both for every request, under its lock).
+    recognized: bool,
 }
 
-struct Rate {
-    advertise: bool,
-    limit: u32,
-    window: Duration,
-    start: Instant,
-    /// The same moment as `start` on the wall clock, for `X-RateLimit-Reset`.
-    start_wall: SystemTime,
-    used: u32,
-}
-
-impl Rate {
-    fn new(limit: u32, window: Duration, advertise: bool) -> Rate {
-        let window = window.max(Duration::from_millis(1));
-        let (start, start_wall) = (Instant::now(), SystemTime::now());
-        Rate {
-            advertise,
-            limit,
-            window,
-            start,
-            start_wall,
-            used: 0,
-        }
-    }
-
-    /// Fixed windows back to back from the start, as GitHub's hourly ones.
-    fn roll(&mut self) {
-        while self.start.elapsed() >= self.window {
-            self.start += self.window;
-            self.start_wall += self.window;
-            self.used = 0;
-        }
-    }
-
-    fn headers(&self) -> [(&'static str, String); 5] {
-        // Rounded up: a client sleeping until the reset must find the new window open.
-        let end = (self.start_wall + self.window).duration_since(UNIX_EPOCH);
-        let end = end.unwrap_or_default();
-        let reset = end.as_secs() + u64::from(end.subsec_nanos() > 0);
-        let remaining = self.limit.saturating_sub(self.used);
-        [
-            ("X-RateLimit-Limit", self.limit.to_string()),
-            ("X-RateLimit-Remaining", remaining.to_string()),
-            ("X-RateLimit-Used", self.used.to_string()),
-            ("X-RateLimit-Reset", reset.to_string()),
-            ("X-RateLimit-Resource", "core".to_string()),
-        ]
-    }
-}
-
+/// GitHub's own faults, checked in this order at the start of [`Vendor::answer`] (after
+/// tests/fake_http's `fail_next`, before the rate limit); cleared by `clear_faults`.
 #[derive(Default)]
 struct Faults {
-    fail: usize,
-    fail_status: u16,
     secondary: usize,
     retry_after: u64,
-    /// What the path contains, successes left, then the status.
+    /// What the path and query contain, successes left, then the status.
     path: Option<(String, usize, u16)>,
-    slow: usize,
-    delay: Duration,
-    truncate: usize,
-    repeat: Vec<String>,
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-    truncate: bool,
-}
+impl Vendor for GitHub {
+    fn refuse(&mut self, req: &Req) -> Option<Reply> {
+        let bearer = req
+            .authorization
+            .and_then(|a| a.strip_prefix("Bearer ").or(a.strip_prefix("token ")));
+        self.recognized = match route(req.method, req.path) {
+            // GitHub: "A JSON web token could not be decoded" for anything but the App's JWT.
+            Some(Endpoint::AppDeliveries) => bearer.is_some_and(|jwt| {
+                self.app_jwts.push(jwt.to_string());
+                self.app_jwt_valid(jwt)
+            }),
+            _ => bearer == Some(self.token.as_str()),
+        };
+        (!self.recognized).then(|| error(401, "Bad credentials", DOCS))
+    }
 
-impl Reply {
-    fn json(status: u16, body: &Value) -> Reply {
-        let body = body.to_string().into_bytes();
-        Reply {
-            status,
-            headers: Vec::new(),
-            body,
-            truncate: false,
+    fn answer(&mut self, req: &Req) -> Reply {
+        let faults = &mut self.faults;
+        if faults.secondary > 0 {
+            faults.secondary -= 1;
+            return secondary(403, faults.retry_after, &request_id(req.n));
         }
-    }
-
-    fn error(status: u16, message: &str, docs: &str) -> Reply {
-        let status_text = status.to_string();
-        let body = json!({"message": message, "documentation_url": docs, "status": status_text});
-        Reply::json(status, &body)
-    }
-
-    fn not_found() -> Reply {
-        Reply::error(404, "Not Found", DOCS)
-    }
-
-    fn header(mut self, name: &'static str, value: String) -> Reply {
-        self.headers.push((name, value));
-        self
-    }
-
-    fn secondary(status: u16, retry_after: u64, request_id: &str) -> Reply {
-        let message = format!(
-            "You have exceeded a secondary rate limit. Please wait a few minutes before you try \
-             again. If you reach out to GitHub Support for help, please include the request ID \
-             {request_id}."
-        );
-        let reply = Reply::error(status, &message, SECONDARY_DOCS);
-        reply.header("Retry-After", retry_after.to_string())
-    }
-
-    fn injected(status: u16, request_id: &str) -> Reply {
-        let reason = hyper::StatusCode::from_u16(status).ok();
-        match status {
-            429 => Reply::secondary(429, 1, request_id),
-            500.. => Reply::json(status, &json!({"message": "Server Error"})),
-            _ => Reply::error(
-                status,
-                reason.and_then(|s| s.canonical_reason()).unwrap_or("?"),
-                DOCS,
+        if let Some((needle, ok_left, status)) = &mut faults.path
+            && req.path_and_query.contains(needle.as_str())
+        {
+            if *ok_left == 0 {
+                return injected(*status, &request_id(req.n));
+            }
+            *ok_left -= 1;
+        }
+        if self.advertise_limit && !self.rate.take() {
+            self.rate_limited += 1;
+            return error(403, "API rate limit exceeded for user ID 1.", RATE_DOCS);
+        }
+        let Some(endpoint) = route(req.method, req.path) else {
+            return not_found();
+        };
+        let accepted = endpoint.accepted();
+        if !accepted.is_empty()
+            && !accepted
+                .iter()
+                .any(|a| self.granted.contains(&a.to_string()))
+        {
+            return error(403, "Must have admin rights to Repository.", SCOPE_DOCS);
+        }
+        match endpoint {
+            Endpoint::Hooks(owner) => self.hooks(req, &owner),
+            Endpoint::Deliveries(owner, hook) => self.deliveries(req, &owner, hook),
+            Endpoint::Audit(org) => self.audit_log(req, &org),
+            Endpoint::AppDeliveries => delivery_page(req, self.app_deliveries.iter()),
+            Endpoint::User => Reply::json(
+                200,
+                &json!({"login": "acme-bot", "id": 4242, "type": "User"}),
             ),
         }
+    }
+
+    fn injected(&mut self, req: &Req, status: u16) -> Reply {
+        injected(status, &request_id(req.n))
+    }
+
+    fn headers(&mut self, req: &Req) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            (
+                "Content-Type",
+                "application/json; charset=utf-8".to_string(),
+            ),
+            ("X-GitHub-Request-Id", request_id(req.n)),
+        ];
+        if self.advertise_limit {
+            let (remaining, reset) = (self.rate.remaining(), self.rate.reset_epoch());
+            headers.extend([
+                ("X-RateLimit-Limit", self.rate.limit.to_string()),
+                ("X-RateLimit-Remaining", remaining.to_string()),
+                ("X-RateLimit-Used", self.rate.used.to_string()),
+                ("X-RateLimit-Reset", reset.to_string()),
+                ("X-RateLimit-Resource", "core".to_string()),
+            ]);
+        }
+        // GitHub tells scopes only to a token it recognized.
+        if self.recognized && self.scope_header {
+            let accepted = route(req.method, req.path).map(|e| e.accepted());
+            headers.push(("X-OAuth-Scopes", self.granted.join(", ")));
+            let accepted = accepted.unwrap_or_default().join(", ");
+            headers.push(("X-Accepted-OAuth-Scopes", accepted));
+        }
+        if let Some(expiration) = self.expiration.as_ref().filter(|_| self.recognized) {
+            headers.push(("github-authentication-token-expiration", expiration.clone()));
+        }
+        headers
+    }
+
+    fn clear_faults(&mut self) {
+        self.faults = Faults::default();
+    }
+}
+
+impl GitHub {
+    fn hooks(&self, req: &Req, owner: &str) -> Reply {
+        let Some(ids) = self.hooks.get(owner) else {
+            return not_found();
+        };
+        let mut ids = ids.clone();
+        ids.sort_unstable();
+        let page = param(req, "page").and_then(|p| p.parse().ok());
+        let page: usize = page.filter(|p| *p > 0).unwrap_or(1);
+        let skip = (page - 1).saturating_mul(per_page(req));
+        let next = (page + 1).to_string();
+        let remaining = ids.iter().skip(skip);
+        let remaining = remaining.map(|id| (next.clone(), hook_json(req.base, owner, *id)));
+        list_page(req, "page", remaining.collect(), Vec::new())
+    }
+
+    /// An App JWT: RS256 by the App's key, `iss` the App's id, alive, and at most 10 minutes
+    /// long, as GitHub checks it.
+    fn app_jwt_valid(&self, jwt: &str) -> bool {
+        let Some((id, key)) = &self.app else {
+            return false;
+        };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        // `iss` is checked below: jsonwebtoken reads only string issuers, GitHub takes the
+        // App's id as a number too.
+        validation.set_required_spec_claims(&["exp", "iat"]);
+        validation.validate_aud = false;
+        let Ok(data) = jsonwebtoken::decode::<Value>(jwt, key, &validation) else {
+            return false;
+        };
+        let claims = data.claims;
+        let iss = match &claims["iss"] {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => return false,
+        };
+        let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+        iss == *id && lifetime <= 600
+    }
+
+    fn deliveries(&self, req: &Req, owner: &str, hook: i64) -> Reply {
+        if !self.hooks.get(owner).is_some_and(|ids| ids.contains(&hook)) {
+            return not_found();
+        }
+        let all = self.deliveries.get(&hook).into_iter().flatten();
+        delivery_page(req, all)
+    }
+
+    fn audit_log(&self, req: &Req, org: &str) -> Reply {
+        if !self.audit.contains_key(org) && !self.hooks.contains_key(&format!("orgs/{org}")) {
+            return not_found();
+        }
+        let (phrase, order) = (param(req, "phrase"), param(req, "order"));
+        let since = phrase.and_then(phrase_since).unwrap_or(i64::MIN);
+        let desc = order != Some("asc");
+        let after = match param(req, "after").map(parse_after) {
+            Some(None) => return error(400, "Invalid cursor", DOCS),
+            after => after.flatten(),
+        };
+        let all = self.audit.get(org).into_iter().flatten();
+        let mut remaining: Vec<((i64, String), &Value)> = all
+            .map(|entry| (audit_key(entry), entry))
+            .filter(|(key, _)| key.0 >= since)
+            .collect();
+        remaining.sort_by(|a, b| a.0.cmp(&b.0));
+        if desc {
+            remaining.reverse();
+        }
+        let beyond = |key: &(i64, String), after: &(i64, String)| match desc {
+            true => key < after,
+            false => key > after,
+        };
+        remaining.retain(|(key, _)| after.as_ref().is_none_or(|after| beyond(key, after)));
+        let remaining = remaining.into_iter();
+        let remaining = remaining.map(|((ms, id), entry)| (format!("{ms}.{id}"), entry.clone()));
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        pairs.extend(phrase.map(|p| ("phrase", p.to_string())));
+        pairs.extend(order.map(|o| ("order", o.to_string())));
+        list_page(req, "after", remaining.collect(), pairs)
+    }
+}
+
+fn delivery_page<'d>(req: &Req, all: impl Iterator<Item = &'d Delivery>) -> Reply {
+    let cursor = param(req, "cursor").map(|c| c.strip_prefix("v1_")?.parse().ok());
+    let before = match cursor {
+        Some(None) => return error(400, "Invalid cursor", DOCS),
+        cursor => cursor.flatten().unwrap_or(i64::MAX),
+    };
+    let mut remaining: Vec<&Delivery> = all.filter(|d| d.id < before).collect();
+    remaining.sort_by_key(|d| std::cmp::Reverse(d.id));
+    let remaining = remaining.iter();
+    let remaining = remaining.map(|d| (format!("v1_{}", d.id), d.to_json()));
+    list_page(req, "cursor", remaining.collect(), Vec::new())
+}
+
+/// A query parameter; of a repeated one the last, as this fake always read them.
+fn param<'r>(req: &'r Req, name: &str) -> Option<&'r str> {
+    let mut named = req.params.0.iter().rev().filter(|(n, _)| n == name);
+    named.next().map(|(_, v)| v.as_str())
+}
+
+fn per_page(req: &Req) -> usize {
+    let asked = param(req, "per_page").and_then(|v| v.parse::<usize>().ok());
+    asked.filter(|n| *n > 0).map_or(30, |n| n.min(100))
+}
+
+/// The first `per_page` of `remaining` (each with the cursor `name` that continues after it),
+/// and when more remain a Link rel="next" carrying `pairs`, `per_page` and the cursor. While
+/// `repeat_cursor` holds, rel="next" is the request's own cursor, even on the last page.
+fn list_page(
+    req: &Req,
+    name: &str,
+    remaining: Vec<(String, Value)>,
+    pairs: Vec<(&str, String)>,
+) -> Reply {
+    let per = per_page(req);
+    let more = remaining.len() > per;
+    let (cursors, items): (Vec<String>, Vec<Value>) = remaining.into_iter().take(per).unzip();
+    let after_page = cursors.last().cloned();
+    let next = match req.repeat {
+        true => param(req, name).map(String::from).or(after_page),
+        false => after_page.filter(|_| more),
+    };
+    let reply = Reply::json(200, &Value::Array(items));
+    let Some(next) = next else {
+        return reply;
+    };
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs);
+    query.extend_pairs([("per_page", per.to_string()), (name, next)]);
+    let (base, path, query) = (req.base, req.path, query.finish());
+    reply.header("Link", format!("<{base}{path}?{query}>; rel=\"next\""))
+}
+
+/// `X-GitHub-Request-Id` of the server's `n`th request (also in secondary-limit messages).
+fn request_id(n: u64) -> String {
+    let scrambled = n.wrapping_mul(2_654_435_761) & 0xFF_FFFF;
+    let pid = std::process::id() & 0xFFFF;
+    format!("FA4E:{pid:04X}:{n:06X}:{scrambled:06X}:0")
+}
+
+/// GitHub's error body.
+fn error(status: u16, message: &str, docs: &str) -> Reply {
+    let status_text = status.to_string();
+    let body = json!({"message": message, "documentation_url": docs, "status": status_text});
+    Reply::json(status, &body)
+}
+
+fn not_found() -> Reply {
+    error(404, "Not Found", DOCS)
+}
+
+fn secondary(status: u16, retry_after: u64, request_id: &str) -> Reply {
+    let message = format!(
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try \
+         again. If you reach out to GitHub Support for help, please include the request ID \
+         {request_id}."
+    );
+    let reply = error(status, &message, SECONDARY_DOCS);
+    reply.header("Retry-After", retry_after.to_string())
+}
+
+/// The reply to `fail_next` and `fail_path_after`.
+fn injected(status: u16, request_id: &str) -> Reply {
+    let reason = hyper::StatusCode::from_u16(status).ok();
+    match status {
+        429 => secondary(429, 1, request_id),
+        500.. => Reply::json(status, &json!({"message": "Server Error"})),
+        _ => error(
+            status,
+            reason.and_then(|s| s.canonical_reason()).unwrap_or("?"),
+            DOCS,
+        ),
     }
 }
 
@@ -555,292 +654,6 @@ fn parse_after(cursor: &str) -> Option<(i64, String)> {
     Some((ms.parse().ok()?, id.to_string()))
 }
 
-impl State {
-    fn new(token: &str) -> State {
-        let granted = ["admin:org_hook", "read:audit_log", "repo"];
-        State {
-            token: token.to_string(),
-            granted: granted.map(String::from).to_vec(),
-            hooks: BTreeMap::new(),
-            deliveries: HashMap::new(),
-            audit: BTreeMap::new(),
-            rate: Rate::new(5000, Duration::from_secs(3600), true),
-            faults: Faults::default(),
-            seen: Vec::new(),
-            rate_limited: 0,
-            scope_header: true,
-            expiration: None,
-            app: None,
-            app_deliveries: Vec::new(),
-            app_jwts: Vec::new(),
-        }
-    }
-
-    /// The reply to `seen`, which is then recorded with its status; and how long to sit on it.
-    fn answer(&mut self, base: &str, seen: Seen) -> (Reply, Option<Duration>) {
-        let n = self.seen.len() + 1;
-        let scrambled = (n as u64).wrapping_mul(2_654_435_761) & 0xFF_FFFF;
-        let pid = std::process::id() & 0xFFFF;
-        let request_id = format!("FA4E:{pid:04X}:{n:06X}:{scrambled:06X}:0");
-        self.rate.roll();
-        let pq = seen.path_and_query.as_str();
-        let (path, query) = pq.split_once('?').unwrap_or((pq, ""));
-        let endpoint = route(&seen.method, path);
-        let bearer = seen
-            .authorization
-            .as_deref()
-            .and_then(|a| a.strip_prefix("Bearer ").or(a.strip_prefix("token ")));
-        let authorized = match &endpoint {
-            // GitHub: "A JSON web token could not be decoded" for anything but the App's JWT.
-            Some(Endpoint::AppDeliveries) => bearer.is_some_and(|jwt| {
-                self.app_jwts.push(jwt.to_string());
-                self.app_jwt_valid(jwt)
-            }),
-            _ => bearer == Some(self.token.as_str()),
-        };
-        let mut reply = if authorized {
-            let params = url::form_urlencoded::parse(query.as_bytes());
-            let params = params.into_owned().collect();
-            let repeat = self.faults.repeat.iter().any(|r| pq.contains(r));
-            let list = List {
-                base,
-                path,
-                params,
-                repeat,
-            };
-            self.decide(pq, endpoint.as_ref(), &list, &request_id)
-        } else {
-            Reply::error(401, "Bad credentials", DOCS)
-        };
-        let delay = (self.faults.slow > 0).then(|| {
-            self.faults.slow -= 1;
-            self.faults.delay
-        });
-        let mut headers = vec![
-            ("Content-Type", "application/json; charset=utf-8".into()),
-            ("X-GitHub-Request-Id", request_id),
-        ];
-        if self.rate.advertise {
-            headers.extend(self.rate.headers());
-        }
-        // GitHub tells scopes only to a token it recognized.
-        if authorized && self.scope_header {
-            let accepted = endpoint.as_ref().map(Endpoint::accepted);
-            headers.push(("X-OAuth-Scopes", self.granted.join(", ")));
-            let accepted = accepted.unwrap_or_default().join(", ");
-            headers.push(("X-Accepted-OAuth-Scopes", accepted));
-        }
-        if let Some(expiration) = self.expiration.as_ref().filter(|_| authorized) {
-            headers.push(("github-authentication-token-expiration", expiration.clone()));
-        }
-        headers.append(&mut reply.headers);
-        reply.headers = headers;
-        self.seen.push(Seen {
-            status: reply.status,
-            ..seen
-        });
-        (reply, delay)
-    }
-
-    fn decide(&mut self, pq: &str, endpoint: Option<&Endpoint>, list: &List, id: &str) -> Reply {
-        let faults = &mut self.faults;
-        if faults.fail > 0 {
-            faults.fail -= 1;
-            return Reply::injected(faults.fail_status, id);
-        }
-        if faults.secondary > 0 {
-            faults.secondary -= 1;
-            return Reply::secondary(403, faults.retry_after, id);
-        }
-        if let Some((needle, ok_left, status)) = &mut faults.path
-            && pq.contains(needle.as_str())
-        {
-            if *ok_left == 0 {
-                return Reply::injected(*status, id);
-            }
-            *ok_left -= 1;
-        }
-        if self.rate.advertise {
-            if self.rate.used >= self.rate.limit {
-                self.rate_limited += 1;
-                return Reply::error(403, "API rate limit exceeded for user ID 1.", RATE_DOCS);
-            }
-            self.rate.used += 1;
-        }
-        let Some(endpoint) = endpoint else {
-            return Reply::not_found();
-        };
-        let accepted = endpoint.accepted();
-        if !accepted.is_empty()
-            && !accepted
-                .iter()
-                .any(|a| self.granted.contains(&a.to_string()))
-        {
-            return Reply::error(403, "Must have admin rights to Repository.", SCOPE_DOCS);
-        }
-        let mut reply = match endpoint {
-            Endpoint::Hooks(owner) => self.hooks(list, owner),
-            Endpoint::Deliveries(owner, hook) => self.deliveries(list, owner, *hook),
-            Endpoint::Audit(org) => self.audit_log(list, org),
-            Endpoint::AppDeliveries => {
-                let all = self.app_deliveries.clone();
-                self.delivery_page(list, all.iter())
-            }
-            Endpoint::User => Reply::json(
-                200,
-                &json!({"login": "acme-bot", "id": 4242, "type": "User"}),
-            ),
-        };
-        if reply.status == 200 && self.faults.truncate > 0 {
-            self.faults.truncate -= 1;
-            reply.truncate = true;
-        }
-        reply
-    }
-
-    fn hooks(&self, list: &List, owner: &str) -> Reply {
-        let Some(ids) = self.hooks.get(owner) else {
-            return Reply::not_found();
-        };
-        let mut ids = ids.clone();
-        ids.sort_unstable();
-        let page = list.param("page").and_then(|p| p.parse().ok());
-        let page: usize = page.filter(|p| *p > 0).unwrap_or(1);
-        let skip = (page - 1).saturating_mul(list.per_page());
-        let next = (page + 1).to_string();
-        let remaining = ids.iter().skip(skip);
-        let remaining = remaining.map(|id| (next.clone(), hook_json(list.base, owner, *id)));
-        list.page("page", remaining.collect(), Vec::new())
-    }
-
-    /// An App JWT: RS256 by the App's key, `iss` the App's id, alive, and at most 10 minutes
-    /// long, as GitHub checks it.
-    fn app_jwt_valid(&self, jwt: &str) -> bool {
-        let Some((id, key)) = &self.app else {
-            return false;
-        };
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        // `iss` is checked below: jsonwebtoken reads only string issuers, GitHub takes the
-        // App's id as a number too.
-        validation.set_required_spec_claims(&["exp", "iat"]);
-        validation.validate_aud = false;
-        let Ok(data) = jsonwebtoken::decode::<Value>(jwt, key, &validation) else {
-            return false;
-        };
-        let claims = data.claims;
-        let iss = match &claims["iss"] {
-            Value::Number(n) => n.to_string(),
-            Value::String(s) => s.clone(),
-            _ => return false,
-        };
-        let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
-        iss == *id && lifetime <= 600
-    }
-
-    fn deliveries(&self, list: &List, owner: &str, hook: i64) -> Reply {
-        if !self.hooks.get(owner).is_some_and(|ids| ids.contains(&hook)) {
-            return Reply::not_found();
-        }
-        let all = self.deliveries.get(&hook).into_iter().flatten();
-        self.delivery_page(list, all)
-    }
-
-    fn delivery_page<'d>(&self, list: &List, all: impl Iterator<Item = &'d Delivery>) -> Reply {
-        let cursor = list
-            .param("cursor")
-            .map(|c| c.strip_prefix("v1_")?.parse().ok());
-        let before = match cursor {
-            Some(None) => return Reply::error(400, "Invalid cursor", DOCS),
-            cursor => cursor.flatten().unwrap_or(i64::MAX),
-        };
-        let mut remaining: Vec<&Delivery> = all.filter(|d| d.id < before).collect();
-        remaining.sort_by_key(|d| std::cmp::Reverse(d.id));
-        let remaining = remaining.iter();
-        let remaining = remaining.map(|d| (format!("v1_{}", d.id), d.to_json()));
-        list.page("cursor", remaining.collect(), Vec::new())
-    }
-
-    fn audit_log(&self, list: &List, org: &str) -> Reply {
-        if !self.audit.contains_key(org) && !self.hooks.contains_key(&format!("orgs/{org}")) {
-            return Reply::not_found();
-        }
-        let (phrase, order) = (list.param("phrase"), list.param("order"));
-        let since = phrase.and_then(phrase_since).unwrap_or(i64::MIN);
-        let desc = order != Some("asc");
-        let after = match list.param("after").map(parse_after) {
-            Some(None) => return Reply::error(400, "Invalid cursor", DOCS),
-            after => after.flatten(),
-        };
-        let all = self.audit.get(org).into_iter().flatten();
-        let mut remaining: Vec<((i64, String), &Value)> = all
-            .map(|entry| (audit_key(entry), entry))
-            .filter(|(key, _)| key.0 >= since)
-            .collect();
-        remaining.sort_by(|a, b| a.0.cmp(&b.0));
-        if desc {
-            remaining.reverse();
-        }
-        let beyond = |key: &(i64, String), after: &(i64, String)| match desc {
-            true => key < after,
-            false => key > after,
-        };
-        remaining.retain(|(key, _)| after.as_ref().is_none_or(|after| beyond(key, after)));
-        let remaining = remaining.into_iter();
-        let remaining = remaining.map(|((ms, id), entry)| (format!("{ms}.{id}"), entry.clone()));
-        let mut pairs: Vec<(&str, String)> = Vec::new();
-        pairs.extend(phrase.map(|p| ("phrase", p.to_string())));
-        pairs.extend(order.map(|o| ("order", o.to_string())));
-        list.page("after", remaining.collect(), pairs)
-    }
-}
-
-/// What a list endpoint needs to know about the request to build its page and Link.
-struct List<'a> {
-    base: &'a str,
-    path: &'a str,
-    params: HashMap<String, String>,
-    /// `repeat_cursor` applies: rel="next" never advances.
-    repeat: bool,
-}
-
-impl List<'_> {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.params.get(name).map(String::as_str)
-    }
-
-    fn per_page(&self) -> usize {
-        let asked = self.param("per_page").and_then(|v| v.parse::<usize>().ok());
-        asked.filter(|n| *n > 0).map_or(30, |n| n.min(100))
-    }
-
-    /// The first `per_page` of `remaining` (each with the cursor that continues after it),
-    /// and when more remain a Link rel="next" carrying `pairs`, `per_page` and the cursor.
-    fn page(
-        &self,
-        name: &str,
-        remaining: Vec<(String, Value)>,
-        pairs: Vec<(&str, String)>,
-    ) -> Reply {
-        let per = self.per_page();
-        let more = remaining.len() > per;
-        let (cursors, items): (Vec<String>, Vec<Value>) = remaining.into_iter().take(per).unzip();
-        let after_page = cursors.last().cloned();
-        let next = match self.repeat {
-            true => self.param(name).map(String::from).or(after_page),
-            false => after_page.filter(|_| more),
-        };
-        let reply = Reply::json(200, &Value::Array(items));
-        let Some(next) = next else {
-            return reply;
-        };
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query.extend_pairs(pairs);
-        query.extend_pairs([("per_page", per.to_string()), (name, next)]);
-        let (base, path, query) = (self.base, self.path, query.finish());
-        reply.header("Link", format!("<{base}{path}?{query}>; rel=\"next\""))
-    }
-}
-
 fn hook_json(base: &str, owner: &str, id: i64) -> Value {
     let url = format!("{base}/{owner}/hooks/{id}");
     let at = "2019-06-03T00:57:16Z";
@@ -860,98 +673,4 @@ fn hook_json(base: &str, owner: &str, id: i64) -> Value {
         hook["last_response"] = json!({"code": null, "status": "unused", "message": null});
     }
     hook
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    base: Arc<str>,
-    cancel: CancellationToken,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        let socket = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
-                Err(_) => continue,
-            },
-        };
-        let (state, base) = (state.clone(), base.clone());
-        let service = move |req| handle(state.clone(), base.clone(), req);
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(
-            hyper_util::rt::TokioIo::new(socket),
-            hyper::service::service_fn(service),
-        );
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                _ = conn => {}
-            }
-        });
-    }
-}
-
-type Payload = Either<Full<Bytes>, Cut>;
-
-async fn handle(
-    state: Arc<Mutex<State>>,
-    base: Arc<str>,
-    req: Request<Incoming>,
-) -> Result<Response<Payload>, Infallible> {
-    let header = |name| req.headers().get(name)?.to_str().ok().map(String::from);
-    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let seen = Seen {
-        at: Instant::now(),
-        method: req.method().to_string(),
-        path_and_query: path_and_query.to_string(),
-        authorization: header(hyper::header::AUTHORIZATION),
-        user_agent: header(hyper::header::USER_AGENT),
-        status: 0,
-    };
-    let (reply, delay) = lock(&state).answer(&base, seen);
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
-    let mut response = Response::builder().status(reply.status);
-    for (name, value) in &reply.headers {
-        response = response.header(*name, value);
-    }
-    let body = if reply.truncate {
-        // hyper trusts this header for a body of unknown size, then closes on the body's error.
-        response = response.header("Content-Length", reply.body.len().to_string());
-        let half = Bytes::copy_from_slice(&reply.body[..reply.body.len() / 2]);
-        let pause = Box::pin(tokio::time::sleep(Duration::from_millis(50)));
-        Either::Right(Cut {
-            half: Some(half),
-            pause,
-        })
-    } else {
-        Either::Left(Full::new(Bytes::from(reply.body)))
-    };
-    Ok(response.body(body).expect("a valid response"))
-}
-
-/// A body that sends its first half, then fails: the pause lets hyper flush the half to the
-/// socket before the error drops the connection.
-struct Cut {
-    half: Option<Bytes>,
-    pause: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Body for Cut {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if let Some(half) = self.half.take() {
-            return Poll::Ready(Some(Ok(Frame::data(half))));
-        }
-        let cut = std::io::Error::other("truncated on purpose");
-        self.pause.as_mut().poll(cx).map(|()| Some(Err(cut)))
-    }
 }
