@@ -11,6 +11,10 @@ pub struct Temporary(pub String);
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+pub fn is_config(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.is::<ConfigError>())
+}
+
 pub fn is_temporary(err: &anyhow::Error) -> bool {
     err.chain().any(|c| c.is::<Temporary>())
 }

@@ -244,7 +244,7 @@ fn okta_system_log_becomes_denials_and_changes_once_within_the_limit() {
     assert_eq!(grant["url_path"], "/oauth2/default/v1/token");
     assert_eq!(grant["src_ip"], "203.0.113.7");
     assert_eq!(grant["request_id"].len(), 32, "debugData.requestId");
-    assert_eq!(grant["source"], "okta");
+    assert_eq!(grant["source"], "okta.system_log");
     let denied = &denials[&format!("{:08x}-598c-11ef-8478-2b7584bf8d5a", 70)];
     assert_eq!(
         denied["credential"], "",
@@ -457,6 +457,7 @@ fn stripe_events_go_from_pending_to_failed_and_endpoints_changes_are_seen() {
         .values()
         .find(|r| r["source_event_uid"] == "evt_1Pgc0003B7WZ01zgkWwyRHS12y")
         .expect("event 3");
+    assert_eq!(one["source"], "stripe.events");
     assert_eq!(
         (one["request_id"].as_str(), one["idempotency_key"].as_str()),
         ("req_0003Xy", "idem-3")
@@ -475,13 +476,23 @@ fn stripe_events_go_from_pending_to_failed_and_endpoints_changes_are_seen() {
         "a first look reports what is disabled"
     );
     assert_eq!(changes["we_2"]["action"], "webhook_endpoint.disabled");
+    assert_eq!(changes["we_2"]["source"], "stripe.webhook_endpoints");
     assert_eq!(stripe.rate_limited(), 0, "paced under the enforced limit");
     let first = &stripe.requests_matching("/v1/events")[0];
     assert_eq!(first.param("delivery_success").as_deref(), Some("false"));
     assert!(first.param("created[gte]").is_some());
 
     // Four days on: the pending ones are failed now (new versions of the same events); an
-    // endpoint was given other events; nothing else is new.
+    // endpoint was given other events; a new event is pending.
+    let newest = t1 + chrono::Duration::days(3) + chrono::Duration::hours(20);
+    stripe.add_event(stripe_event(
+        "evt_1PgcNEWB7WZ01zgkWwyRHS12y",
+        secs(newest),
+        "invoice.paid",
+        1,
+        None,
+        None,
+    ));
     stripe.set_endpoint(webhook_endpoint(
         "we_1",
         "https://erp.acme.example/stripe",
@@ -502,7 +513,7 @@ fn stripe_events_go_from_pending_to_failed_and_endpoints_changes_are_seen() {
     );
     assert_eq!(
         failures.len(),
-        pending.len() * 2 + failed.len(),
+        pending.len() * 2 + failed.len() + 1,
         "no version staged twice"
     );
     let changes = rows(&s.out(), "changes");
@@ -593,6 +604,7 @@ fn status_page_incidents_are_staged_again_when_resolved() {
     assert_eq!(open["components"], "Actions Webhooks");
     assert_eq!(open["resolved_dt"], "");
     assert_eq!(open["vendor"], "github");
+    assert_eq!(open["source"], "statuspage.incidents");
 
     page.update_incident(
         "p0jm7y8c0dmk",
@@ -662,6 +674,7 @@ auth = "oauth"
 [sources.stripe]
 kind = "stripe"
 tenant = "acme"
+rescan_overlap = "1h"
 [sources.gh-app]
 kind = "github"
 tenant = "acme"
@@ -684,6 +697,7 @@ tenant = "acme"
     assert_ne!(run.code, 0);
     run.says("auth must be `ssws` (an API token) or `bearer`")
         .says("source `stripe`: name the `credential`")
+        .says("source `stripe`: rescan_overlap 1h is less than 3d")
         .says("source `gh-app`: app_id needs app_private_key")
         .says("source `gh-key`: app_private_key: expected a secret reference");
     assert!(

@@ -799,6 +799,15 @@ fn decode_source(
             format!("{what}: collect_every must be more than zero"),
         );
     }
+    if let (Some(overlap), Some((least, why))) =
+        (common.rescan_overlap, settings.least_rescan_overlap())
+        && overlap < least
+    {
+        doc.error(
+            name.span(),
+            format!("{what}: rescan_overlap {overlap} is less than {least}: {why}"),
+        );
+    }
     let cadence = Cadence {
         collect_every,
         lateness: common.lateness.unwrap_or(defaults.lateness),

@@ -79,7 +79,7 @@ pub enum Transport {
     Http {
         base: Url,
         /// Sent as `Authorization: <scheme> <token>`.
-        token: Option<SecretString>,
+        token: Option<Token>,
         /// `Bearer`, or Okta's `SSWS` for API tokens.
         scheme: &'static str,
         /// Vendor headers sent with every request (`Accept`, API version).
@@ -88,6 +88,23 @@ pub enum Transport {
     /// A folder of saved responses: the request path `/orgs/acme/hooks` is the file
     /// `orgs/acme/hooks.json`, holding one page or many pages one after another.
     Files { dir: PathBuf },
+}
+
+/// A token sent with every request: a credential's, or one minted for each request (a GitHub
+/// App's JWT lives 10 minutes at most, and a run can wait longer than that).
+#[derive(Clone)]
+pub enum Token {
+    Static(SecretString),
+    Minted(Arc<dyn Fn() -> Result<SecretString> + Send + Sync>),
+}
+
+impl Token {
+    fn get(&self) -> Result<SecretString> {
+        match self {
+            Token::Static(s) => Ok(s.clone()),
+            Token::Minted(mint) => mint(),
+        }
+    }
 }
 
 /// Whom the calls are for: the budget key and the fields of scopetrail's own rows.
@@ -136,7 +153,8 @@ impl Page {
     }
 
     /// The array under `field` of a page that is an object (`data` of a Stripe list,
-    /// `incidents` of a status page); a page without it has no items.
+    /// `incidents` of a status page); a page without it is an error: the wrong endpoint, or
+    /// not the vendor's API.
     pub fn items_in(&self, field: &str) -> Result<Vec<&serde_json::value::RawValue>> {
         let page: std::collections::HashMap<
             std::borrow::Cow<'_, str>,
@@ -144,7 +162,10 @@ impl Page {
         > = serde_json::from_slice(&self.body)
             .map_err(|e| anyhow!("{}: expected a JSON object ({e})", self.at))?;
         match page.get(field) {
-            None => Ok(Vec::new()),
+            None => Err(anyhow!(
+                "{}: the answer has no `{field}`: is this the vendor's API (check the URL)?",
+                self.at
+            )),
             Some(list) => serde_json::from_str(list.get())
                 .map_err(|e| anyhow!("{}: `{field}` is not an array of items ({e})", self.at)),
         }
@@ -269,6 +290,7 @@ impl Api {
                 request = request.header(*k, v);
             }
             if let Some(token) = token {
+                let token = token.get()?;
                 let mut value =
                     HeaderValue::from_str(&format!("{scheme} {}", token.expose_secret())).map_err(
                         |_| ConfigError(format!("{what}: the token is not a valid header value")),

@@ -16,7 +16,7 @@ pub mod redact;
 pub mod retry;
 
 pub use client::Settings;
-pub use fetch::{Api, Engine, Page, Pages, Transport};
+pub use fetch::{Api, Engine, Page, Pages, Token, Transport};
 pub use paging::Paging;
 
 /// A header map from pairs, for the unit tests of the pieces above.

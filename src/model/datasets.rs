@@ -250,7 +250,7 @@ datasets! {
         latency_ms: Option<i64> = int("Time the receiver took, in milliseconds.")
             .ocsf("http_response.latency"),
         request_id: Option<String> = id("The API request that caused the event (Stripe's request.id), for support tickets."),
-        idempotency_key: Option<String> = id("That request's idempotency key (Stripe)."),
+        idempotency_key: Option<String> = text("That request's idempotency key (Stripe): chosen by the integration, so neutralized like any text."),
         pending_webhooks: Option<i64> = int("Endpoints that have not acknowledged the event (Stripe)."),
     }
 

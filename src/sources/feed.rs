@@ -243,8 +243,16 @@ impl<'s, 'a> Feeds<'s, 'a> {
                     match resumed {
                         Ok(true) => {}
                         Ok(false) => return self.save(api).await,
-                        // Worth the same try next run; staging failures end the collection.
-                        Err(e) if crate::error::is_temporary(&e) || self.broken => return Err(e),
+                        // Worth the same try next run (the vendor was away, the token refused,
+                        // the process asked to stop); staging failures end the collection.
+                        Err(e)
+                            if crate::error::is_temporary(&e)
+                                || crate::error::is_config(&e)
+                                || crate::error::is_interrupted(&e)
+                                || self.broken =>
+                        {
+                            return Err(e);
+                        }
                         // A page that will never come (a cursor that no longer works or
                         // does not advance) must not block the newer deliveries above it.
                         Err(e) => {
@@ -255,6 +263,9 @@ impl<'s, 'a> Feeds<'s, 'a> {
                 }
                 None => self.cursor(key).sweep = None,
             }
+        }
+        if self.session.cancelled() {
+            return self.save(api).await;
         }
         let floor = self.since_ms(key);
         self.sweep(key, api, first, paging, operation, &read, (None, floor))
@@ -414,17 +425,7 @@ impl<'s, 'a> Feeds<'s, 'a> {
         {
             failures.push(e);
         }
-        let stats = api.stats();
-        for (counter, n) in [
-            ("requests", stats.requests),
-            ("retries", stats.retries),
-            ("429s received", stats.rate_limited),
-            ("ms paced", stats.paced_ms),
-        ] {
-            if n > 0 {
-                self.session.count(counter, n);
-            }
-        }
+        self.count_calls(api);
         let mut failures = failures.into_iter();
         match failures.next() {
             None => Ok(()),
@@ -434,6 +435,22 @@ impl<'s, 'a> Feeds<'s, 'a> {
                     tracing::warn!("{more} more lists of this source failed; see the errors above");
                 }
                 Err(first)
+            }
+        }
+    }
+
+    /// Adds an API view's calls to the run record (`finish` does it for the source's main
+    /// view; a second view, such as a GitHub App's, is counted with this).
+    pub fn count_calls(&mut self, api: &Api) {
+        let stats = api.stats();
+        for (counter, n) in [
+            ("requests", stats.requests),
+            ("retries", stats.retries),
+            ("429s received", stats.rate_limited),
+            ("ms paced", stats.paced_ms),
+        ] {
+            if n > 0 {
+                self.session.count(counter, n);
             }
         }
     }

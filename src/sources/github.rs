@@ -24,7 +24,7 @@ use crate::config::SecretRef;
 use crate::config::{Doc, Dur};
 use crate::error::ConfigError;
 use crate::http::fetch::Target;
-use crate::http::{Api, Paging, Transport};
+use crate::http::{Api, Paging, Token, Transport};
 use crate::model::uid::Origin;
 use crate::model::{Change, Dataset, Header, Record, WebhookFailure};
 use crate::staging::SourceSession;
@@ -213,8 +213,11 @@ struct DeliveryItem<'a> {
 
 /// A hook whose deliveries are read: where they are listed and where it delivers.
 struct Hook {
+    /// Its feed's key in the source's cursor: its path, or `app/<app id>/hook/deliveries`
+    /// (another App is another feed).
+    key: String,
     /// `orgs/acme/hooks/1/deliveries`, `repos/acme/app/hooks/2/deliveries` or
-    /// `app/hook/deliveries`: also its feed's key in the source's cursor.
+    /// `app/hook/deliveries`.
     path: String,
     operation: &'static str,
     /// `webhook_uid` of its rows: the hook id, or `app/<app id>`.
@@ -224,7 +227,7 @@ struct Hook {
 
 impl Hook {
     fn feed(&self) -> String {
-        self.path.clone()
+        self.key.clone()
     }
 }
 
@@ -328,7 +331,10 @@ impl GitHub {
             (Some(dir), _) => Transport::Files { dir: dir.clone() },
             (None, Some(key)) => Transport::Http {
                 base: self.base.clone(),
-                token: Some(app_jwt(&app.id, key)?),
+                token: Some(Token::Minted({
+                    let (id, key) = (app.id.clone(), key.clone());
+                    Arc::new(move || app_jwt(&id, &key))
+                })),
                 scheme: "Bearer",
                 headers: headers(),
             },
@@ -362,6 +368,7 @@ impl GitHub {
                 "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
             };
             hooks.extend(listed.into_iter().map(|h| Hook {
+                key: format!("{owner}/hooks/{}/deliveries", h.id),
                 path: format!("{owner}/hooks/{}/deliveries", h.id),
                 operation,
                 uid: h.id.to_string(),
@@ -706,6 +713,7 @@ impl Source for GitHub {
                 && !feeds.broken()
             {
                 let hook = Hook {
+                    key: format!("app/{}/hook/deliveries", app.id),
                     path: "app/hook/deliveries".into(),
                     operation: "GET /app/hook/deliveries",
                     uid: format!("app/{}", app.id),
@@ -714,6 +722,7 @@ impl Source for GitHub {
                 let read = match self.app_api(app) {
                     Ok(api) => {
                         let read = self.collect_hook(&mut feeds, &api, &hook).await;
+                        feeds.count_calls(&api);
                         // The App's own refusals, after the feed's last save.
                         if api.has_own() && !feeds.broken() {
                             feeds.save(&api).await?;

@@ -137,6 +137,12 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync {
         Dur(std::time::Duration::ZERO)
     }
 
+    /// The least `rescan_overlap` that reads again every object that can still change, and
+    /// why.
+    fn least_rescan_overlap(&self) -> Option<(Dur, &'static str)> {
+        None
+    }
+
     /// Whether the source calls an API with its credential's token.
     fn needs_token(&self) -> bool {
         false
@@ -246,7 +252,7 @@ impl Remote<'_> {
                     base: url::Url::parse(self.base).map_err(|e| {
                         ConfigError(format!("source {}: {e}: {}", spec.name, self.base))
                     })?,
-                    token,
+                    token: token.map(crate::http::Token::Static),
                     scheme: self.scheme,
                     headers: self.headers,
                 }

@@ -28,6 +28,8 @@ use crate::model::{Change, Dataset, Denial, RateLimitEvent, Record};
 use crate::staging::SourceSession;
 
 pub const KIND: &str = "okta";
+/// The `source` of its rows.
+pub const SYSTEM_LOG: &str = "okta.system_log";
 pub const VENDOR: &str = "okta";
 /// Rate-limit events are staged and exported as the bursts they form.
 pub const DATASETS: &[Dataset] = &[Dataset::Denials, Dataset::Changes, Dataset::RateLimitBursts];
@@ -42,22 +44,27 @@ const DEFAULT_DENIAL_TYPES: &[&str] = &["app.oauth2.*"];
 /// Event types that can explain a failure: policies, apps, grants, OAuth clients and their
 /// secrets and keys, authorization servers, API tokens, admin privileges.
 const CHANGE_PREFIXES: &[&str] = &[
-    "policy.",
-    "application.",
+    // Admin actions only: `policy.evaluate_sign_on` and `application.user_membership.*` are
+    // logged for every sign-in and assignment, and would drown the changes that matter.
+    "policy.lifecycle.",
+    "policy.rule.",
+    "application.lifecycle.",
+    "application.policy.",
     "app.oauth2.as.consent.",
     "app.oauth2.as.lifecycle.",
     "app.oauth2.as.policy.",
     "app.oauth2.as.scope.",
     "app.oauth2.as.claim.",
     "app.oauth2.as.key.",
+    "app.oauth2.as.token.revoke",
     "app.oauth2.client.",
     "app.oauth2.credentials.",
     "app.oauth2.client_secret",
-    "app.oauth2.as.token.revoke",
     "system.api_token.",
     "group.privilege.",
     "user.account.privilege.",
-    "iam.",
+    "iam.role.",
+    "iam.resourceset.",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -373,7 +380,7 @@ impl Okta {
             vendor: VENDOR,
             tenant: &self.tenant,
             environment: &self.environment,
-            source: KIND,
+            source: SYSTEM_LOG,
         }
     }
 
@@ -434,7 +441,7 @@ impl Okta {
             http_method: None,
             url_path: data
                 .and_then(|d| d.request_uri.as_deref().or(d.url.as_deref()))
-                .map(|p| p.split('?').next().unwrap_or(p).to_string()),
+                .map(without_query),
             actor_user,
             actor_app: client.map(str::to_string),
             credential_uid: credential.and_then(|c| c.credential_uid()),
@@ -472,7 +479,7 @@ impl Okta {
             .and_then(Party::name)
             .or_else(|| {
                 data.and_then(|d| d.url.as_deref().or(d.request_uri.as_deref()))
-                    .map(str::to_string)
+                    .map(without_query)
             });
         RateLimitEvent {
             head: self.head(Dataset::RateLimitEvents, e, time, credential),
@@ -518,6 +525,11 @@ impl Okta {
         }
         .into()
     }
+}
+
+/// A request URI without its query (where `login_hint`, filters and tokens go).
+fn without_query(uri: &str) -> String {
+    uri.split('?').next().unwrap_or(uri).to_string()
 }
 
 /// `app.oauth2.*` matches every type under `app.oauth2.`; other patterns match exactly.

@@ -1,5 +1,5 @@
 //! Vendor status pages: incidents from a Statuspage v2 page (`/api/v2/incidents.json`,
-//! GitHub's, Atlassian's, Okta's... status pages), or from that file saved. The endpoint
+//! GitHub's, Atlassian's and many other vendors' status pages), or from that file saved. The endpoint
 //! lists only the most recent incidents (50), so it is collected often. An incident is staged
 //! again at each `updated_at`, so its resolution is recorded; analysis keeps the latest
 //! version of each incident.
@@ -24,6 +24,8 @@ use crate::model::{Dataset, Incident, Record};
 use crate::staging::SourceSession;
 
 pub const KIND: &str = "statuspage";
+/// The `source` of its rows.
+pub const INCIDENTS_SOURCE: &str = "statuspage.incidents";
 pub const DATASETS: &[Dataset] = &[Dataset::Incidents];
 const INCIDENTS: &str = "/api/v2/incidents.json";
 /// The providers this build reads.
@@ -117,13 +119,13 @@ struct IncidentItem {
     started_at: Option<String>,
     resolved_at: Option<String>,
     shortlink: Option<String>,
-    #[serde(default)]
-    components: Vec<ComponentItem>,
+    /// Null on some pages.
+    components: Option<Vec<ComponentItem>>,
 }
 
 #[derive(Deserialize)]
 struct ComponentItem {
-    name: String,
+    name: Option<String>,
 }
 
 pub struct StatusPage {
@@ -189,7 +191,7 @@ impl StatusPage {
             vendor: &self.vendor,
             tenant: &self.tenant,
             environment: &self.environment,
-            source: KIND,
+            source: INCIDENTS_SOURCE,
         };
         let head = origin.header(
             updated,
@@ -197,7 +199,12 @@ impl StatusPage {
             Some(i.id.clone()),
             None,
         );
-        let mut components: Vec<String> = i.components.into_iter().map(|c| c.name).collect();
+        let mut components: Vec<String> = i
+            .components
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.name)
+            .collect();
         components.sort();
         components.dedup();
         let url = i.shortlink.or_else(|| {

@@ -27,6 +27,9 @@ use crate::model::{Change, Dataset, Record, WebhookFailure};
 use crate::staging::SourceSession;
 
 pub const KIND: &str = "stripe";
+/// The `source` of its rows.
+pub const EVENTS: &str = "stripe.events";
+pub const ENDPOINTS: &str = "stripe.webhook_endpoints";
 pub const VENDOR: &str = "stripe";
 pub const DATASETS: &[Dataset] = &[Dataset::WebhookFailures, Dataset::Changes, Dataset::Denials];
 
@@ -89,6 +92,13 @@ impl SourceConfig for Settings {
 
     fn default_rescan_overlap(&self) -> Dur {
         Dur(Duration::from_secs(DEFAULT_OVERLAP_DAYS * 86_400))
+    }
+
+    fn least_rescan_overlap(&self) -> Option<(Dur, &'static str)> {
+        Some((
+            Dur(Duration::from_secs(RETRY_DAYS as u64 * 86_400)),
+            "an event pending delivery is read again until Stripe's 3 days of retries are over, to record that it failed",
+        ))
     }
 
     fn needs_token(&self) -> bool {
@@ -183,13 +193,13 @@ impl Stripe {
         })
     }
 
-    fn origin(&self, dataset: Dataset) -> Origin<'_> {
+    fn origin(&self, dataset: Dataset, source: &'static str) -> Origin<'_> {
         Origin {
             dataset,
             vendor: VENDOR,
             tenant: &self.tenant,
             environment: &self.environment,
-            source: KIND,
+            source,
         }
     }
 
@@ -221,7 +231,7 @@ impl Stripe {
             Some(RequestRef::Id(id)) => (Some(id), None),
             None => (None, None),
         };
-        let origin = self.origin(Dataset::WebhookFailures);
+        let origin = self.origin(Dataset::WebhookFailures, EVENTS);
         let head = origin.header(
             time,
             origin.event_uid(&e.id, Some(state)),
@@ -293,8 +303,9 @@ impl Stripe {
         let records: Vec<Record> = changes
             .into_iter()
             .map(|(id, action, details)| {
-                let origin = self.origin(Dataset::Changes);
-                let version = format!("{action} {details}");
+                let origin = self.origin(Dataset::Changes, ENDPOINTS);
+                // The time too: disabled, enabled, then disabled again is a new change.
+                let version = format!("{action} {details} {time}");
                 Change {
                     head: origin.header(
                         time,
