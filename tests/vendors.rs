@@ -744,3 +744,29 @@ fn stripe_server_errors_cut_pages_and_a_repeating_cursor() {
     assert_eq!(got, want);
     assert_eq!(rows(&s.out(), "webhook_failures").len(), 350, "each once");
 }
+
+#[test]
+fn an_app_alone_needs_no_credential_but_its_url_is_checked() {
+    let config = r#"
+[store]
+kind = "local"
+path = "out"
+[tenants.acme]
+environment = "prod"
+[sources.gh-app]
+kind = "github"
+tenant = "acme"
+app_id = 123456
+app_private_key = "file:app.pem"
+api_url = "http://ghe.example.com/api/v3"
+"#;
+    let s = Setup::new(config, &[]);
+    let run = common::validate(&s.config());
+    assert_ne!(run.code, 0);
+    run.says("source `gh-app`: api_url");
+    assert!(
+        !run.stdout.contains("name the `credential`"),
+        "{}",
+        run.stdout
+    );
+}

@@ -773,10 +773,14 @@ fn decode_source(
             format!("{what}: tenant `{tenant}` is not defined under [tenants]"),
         );
     }
-    let collect_every = common
-        .collect_every
-        .as_ref()
-        .map_or(defaults.collect_every, |c| *c.get_ref());
+    let collect_every = common.collect_every.as_ref().map_or_else(
+        || {
+            settings
+                .default_collect_every()
+                .unwrap_or(defaults.collect_every)
+        },
+        |c| *c.get_ref(),
+    );
     let retention = common.retention.or(settings.default_retention());
     if let Some(retention) = retention
         && collect_every.0 * 2 > retention.0

@@ -118,16 +118,14 @@ impl Settings {
                 );
             }
         }
-        if settings.needs_credential() {
-            Remote::check(
-                doc,
-                value,
-                what,
-                settings.api_url.as_ref().map(|u| ("api_url", u)),
-                settings.saved.as_ref(),
-                settings.credential.as_ref(),
-            );
-        }
+        Remote::check(
+            doc,
+            value,
+            what,
+            settings.api_url.as_ref().map(|u| ("api_url", u)),
+            settings.saved.as_ref(),
+            (settings.credential.as_ref(), settings.needs_credential()),
+        );
         Some(settings)
     }
 

@@ -127,6 +127,11 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync {
     /// The datasets its rows can go to.
     fn datasets(&self) -> &'static [Dataset];
 
+    /// How often it is collected unless configured (`None`: `[defaults] collect_every`).
+    fn default_collect_every(&self) -> Option<Dur> {
+        None
+    }
+
     /// How long the vendor keeps what this source reads (`None`: not limited).
     fn default_retention(&self) -> Option<Dur> {
         None
@@ -269,14 +274,15 @@ impl Remote<'_> {
         Ok((api, credential))
     }
 
-    /// `validate`'s rules: an https URL, and either saved responses or a credential.
+    /// `validate`'s rules: an https URL, and either saved responses or a credential (when
+    /// `credential_needed`: a GitHub App alone signs its own calls).
     pub fn check(
         doc: &mut Doc<'_>,
         value: &Spanned<DeValue<'_>>,
         what: &str,
         url: Option<(&str, &Spanned<String>)>,
         saved: Option<&Spanned<String>>,
-        credential: Option<&Spanned<String>>,
+        (credential, credential_needed): (Option<&Spanned<String>>, bool),
     ) {
         if let Some((key, url)) = url {
             match url::Url::parse(url.get_ref()) {
@@ -289,14 +295,14 @@ impl Remote<'_> {
             }
         }
         match (saved, credential) {
-            (Some(saved), Some(_)) if url.is_some() => doc.error(
+            (Some(saved), _) if url.is_some() => doc.error(
                 saved.span(),
                 format!(
                     "{what}: `saved` reads saved responses instead of the API: drop {}",
                     url.map_or("", |(k, _)| k)
                 ),
             ),
-            (None, None) => doc.error(
+            (None, None) if credential_needed => doc.error(
                 value.span(),
                 format!("{what}: name the `credential` (a [[credentials]] entry with a token) the API is called with, or give `saved` (a folder of saved responses)"),
             ),

@@ -98,7 +98,7 @@ impl Settings {
             what,
             settings.org_url.as_ref().map(|u| ("org_url", u)),
             settings.saved.as_ref(),
-            settings.credential.as_ref(),
+            (settings.credential.as_ref(), true),
         );
         if let Some(auth) = &settings.auth
             && !matches!(auth.get_ref().as_str(), "ssws" | "bearer")

@@ -94,6 +94,12 @@ impl SourceConfig for Settings {
         DATASETS
     }
 
+    /// The page lists only its latest incidents, and an incident can start and end within
+    /// an hour.
+    fn default_collect_every(&self) -> Option<Dur> {
+        Some(Dur(std::time::Duration::from_secs(15 * 60)))
+    }
+
     fn default_rescan_overlap(&self) -> Dur {
         Dur(std::time::Duration::from_secs(DEFAULT_OVERLAP_HOURS * 3600))
     }

@@ -71,7 +71,7 @@ impl Settings {
             what,
             settings.api_url.as_ref().map(|u| ("api_url", u)),
             settings.saved.as_ref(),
-            settings.credential.as_ref(),
+            (settings.credential.as_ref(), true),
         );
         Some(settings)
     }
