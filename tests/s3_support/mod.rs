@@ -43,10 +43,10 @@ impl Switches {
 }
 
 struct Gate {
-    fs: FileSystem,
+    fs: Arc<FileSystem>,
     switches: Arc<Switches>,
     /// Makes check-then-write atomic, as S3's conditional writes are.
-    writes: Mutex<()>,
+    writes: Arc<Mutex<()>>,
 }
 
 impl Gate {
@@ -72,6 +72,24 @@ impl Gate {
             while let Some(Ok(_)) = body.next().await {}
         }
         refused
+    }
+
+    /// A write runs to its end on its own task, one at a time: a client that goes away (or a
+    /// server stopped mid-request) cannot leave an object half written, as on S3, where a
+    /// write is committed whole or not at all.
+    async fn write<T, F, Fut>(&self, op: F) -> S3Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<FileSystem>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = S3Result<T>> + Send + 'static,
+    {
+        let (fs, writes) = (self.fs.clone(), self.writes.clone());
+        tokio::spawn(async move {
+            let _one_at_a_time = writes.lock().await;
+            op(fs).await
+        })
+        .await
+        .map_err(|_| s3_error!(InternalError, "the write task failed"))?
     }
 
     fn admit(&self) -> S3Result<()> {
@@ -122,8 +140,8 @@ impl S3 for Gate {
             req.input.if_none_match = None;
             req.input.if_match = None;
         }
-        let _one_at_a_time = self.writes.lock().await;
-        self.fs.put_object(req).await
+        self.write(move |fs| async move { fs.put_object(req).await })
+            .await
     }
 
     async fn get_object(
@@ -147,8 +165,8 @@ impl S3 for Gate {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.allow("DeleteObject")?;
-        let _one_at_a_time = self.writes.lock().await;
-        self.fs.delete_object(req).await
+        self.write(move |fs| async move { fs.delete_object(req).await })
+            .await
     }
 
     async fn list_objects_v2(
@@ -184,8 +202,8 @@ impl S3 for Gate {
             req.input.if_none_match = None;
             req.input.if_match = None;
         }
-        let _one_at_a_time = self.writes.lock().await;
-        self.fs.complete_multipart_upload(req).await
+        self.write(move |fs| async move { fs.complete_multipart_upload(req).await })
+            .await
     }
 
     async fn abort_multipart_upload(
@@ -281,9 +299,9 @@ impl TestS3 {
     fn serve(&self, listener: tokio::net::TcpListener) {
         let fs = FileSystem::new(self.root.path()).expect("s3s-fs root");
         let gate = Gate {
-            fs,
+            fs: Arc::new(fs),
             switches: self.switches.clone(),
-            writes: Mutex::new(()),
+            writes: Arc::new(Mutex::new(())),
         };
         let mut builder = s3s::service::S3ServiceBuilder::new(gate);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
