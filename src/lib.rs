@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod explain;
 pub mod failpoint;
 pub mod gz;
 pub mod http;

@@ -71,6 +71,12 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         credential: Option<String>,
     },
+    /// Explain the failures in exported data: for each cluster of denials, webhook failures
+    /// and 429 bursts, its most likely cause, the evidence and the fix; top causes first.
+    #[command(
+        after_help = "It reads what exports wrote (the configuration's store, or --from) and runs the same correlation as the export's `findings`: failures are grouped by credential, error class and operation, and each group's candidate causes (scope drift, environment mismatch, audience, identity, expiry, clock skew, revocation, admin changes, rate limits, vendor incidents, a failing webhook receiver) are ranked from the snapshots, changes, incidents and request counts around it.\n\nExamples:\n  scopetrail explain --config demo/scopetrail.toml\n  scopetrail explain --from /var/lib/scopetrail/out --since 7d\n  scopetrail explain --from s3://siem-evidence/scopetrail --since 2026-03-05\n  scopetrail explain --config demo/scopetrail.toml --finding 3f2a9c1e\n\nFor --from s3://, the AWS credential chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...) applies; with a configuration whose store is S3, its endpoint and addressing are used.\n\nExit codes: 0 report printed, 1 the data could not be read, 75 the store is unreachable, 78 bad arguments or configuration."
+    )]
+    Explain(ExplainArgs),
     /// Check the configuration and report every problem with file, line and column.
     #[command(
         after_help = "With --connect it also reaches the store: on S3 it lists the prefix, writes, reads and deletes a probe object under _state/, records whether the server honours conditional writes (If-None-Match, If-Match), and checks that v1/ is writable without writing there. A denial names the missing permission.\n\nExit codes: 0 valid (warnings may be printed), 75 store unreachable (try again later), 78 invalid or a permission is missing."
@@ -104,6 +110,25 @@ struct ConfigArg {
     /// /etc/scopetrail/scopetrail.toml].
     #[arg(long, short, env = "SCOPETRAIL_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// The main configuration file, for its store and [correlation] settings [default:
+    /// ./scopetrail.toml if present; not needed with --from].
+    #[arg(long, short, env = "SCOPETRAIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Exported data to read: a folder (a local store's path) or s3://BUCKET/PREFIX
+    /// [default: the configuration's store].
+    #[arg(long, value_name = "PATH_OR_S3_URL")]
+    from: Option<String>,
+    /// Only failures since then: a duration back from now (7d, 36h) or a time (2026-03-05,
+    /// 2026-03-05T09:00:00Z).
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// One finding, by its id or the first characters of it, with its timeline.
+    #[arg(long, value_name = "ID")]
+    finding: Option<String>,
 }
 
 #[derive(Args)]
@@ -162,6 +187,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Daemon { config, grace } => daemon(&config, grace),
         Command::Validate(args) => validate(&args),
+        Command::Explain(args) => explain(&args),
         Command::Snapshot { config, credential } => snapshot(&config, credential),
         Command::Schema {
             dataset,
@@ -321,6 +347,85 @@ fn daemon(arg: &ConfigArg, grace: std::time::Duration) -> u8 {
             exit::PARTIAL
         }
     }
+}
+
+fn explain(args: &ExplainArgs) -> u8 {
+    // A configuration is optional with --from; without --from one is needed for its store.
+    let path = args.config.clone().or_else(|| {
+        let local = Path::new("scopetrail.toml");
+        (args.from.is_none() || local.exists()).then(|| config_path(&ConfigArg { config: None }))
+    });
+    let config = match &path {
+        Some(p) => match load(p, false) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let now = config
+        .as_ref()
+        .and_then(|c| c.clock)
+        .unwrap_or_else(Utc::now);
+    let since_ms = match args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, now))
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("scopetrail: --since {e}");
+            return exit::CONFIG;
+        }
+    };
+    let options = scopetrail::explain::Options {
+        from: args.from.clone(),
+        since_ms,
+        finding: args.finding.clone(),
+    };
+    let settings = config
+        .as_ref()
+        .map(|c| c.correlation.clone())
+        .unwrap_or_default();
+    let work = async {
+        let (store, location) =
+            scopetrail::explain::open(config.as_ref(), options.from.as_deref()).await?;
+        let scratch = tempfile::tempdir()?;
+        scopetrail::explain::explain(&store, &location, &settings, &options, scratch.path()).await
+    };
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(work),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok((report, _)) => {
+            print!("{report}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("scopetrail: explain: {e:#}");
+            error_code(&e)
+        }
+    }
+}
+
+/// `7d`, `36h` back from now, or a day or time.
+fn parse_since(text: &str, now: chrono::DateTime<Utc>) -> Result<i64, String> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        let d = chrono::Duration::from_std(d).map_err(|e| format!("{text:?}: {e}"))?;
+        return Ok((now - d).timestamp_millis());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_millis());
+    }
+    Err(format!(
+        "{text:?} is neither a duration (7d, 36h) nor a day or time (2026-03-05, 2026-03-05T09:00:00Z)"
+    ))
 }
 
 fn validate(args: &ValidateArgs) -> u8 {

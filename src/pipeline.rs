@@ -699,6 +699,7 @@ impl<'a> Runner<'a> {
             cancel: &self.options.cancel,
             progress: &self.options.progress,
             bursts: &self.config.bursts,
+            correlation: &self.config.correlation,
             retention: self.config.defaults.staging_retention.chrono(),
         };
         let result = exporter

@@ -238,9 +238,100 @@ fn demo_exports_the_sample_week_once() {
             .all(|(_, r)| r["status"] == "resolved" && !r["resolved_dt"].is_empty())
     );
 
+    // Each story of the week is explained (DESIGN §1): one finding per cluster, the cause
+    // named with its evidence, and the fix.
+    let findings: Vec<Row> = rows(&out, "findings").into_iter().map(|(_, r)| r).collect();
+    let of = |credential: &str, kind: &str| -> Row {
+        findings
+            .iter()
+            .find(|f| f["credential"] == credential && f["finding_type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} finding for {credential}: {findings:#?}"))
+            .clone()
+    };
+    let journal = of("erp-sync", "environment_mismatch");
+    assert_eq!(journal["confidence"], "high");
+    assert_eq!(journal["related_events_count"], "37");
+    assert_eq!(journal["first_seen_dt"], "2026-03-05T09:02:50.779Z");
+    for needle in ["gl:journal:write", "test", "09:02 UTC", "prod"] {
+        assert!(
+            journal["explanation"].contains(needle),
+            "{needle}: {journal:?}"
+        );
+    }
+    assert!(
+        journal["remediation"].starts_with("Grant gl:journal:write to client erp-sync"),
+        "{journal:?}"
+    );
+    let inventory = of("inv-sync", "insufficient_scope");
+    assert!(
+        inventory["explanation"].contains("inventory.read"),
+        "{inventory:?}"
+    );
+    assert!(
+        inventory["explanation"].contains("GET"),
+        "GETs succeed: {inventory:?}"
+    );
+    let storm = of("inv-sync", "rate_limited");
+    assert!(
+        storm["remediation"].contains("exponentially with full jitter"),
+        "{storm:?}"
+    );
+    let rotated = of("hr-sync", "credential_revoked");
+    assert!(
+        rotated["explanation"].contains("ada.admin@acme.example"),
+        "{rotated:?}"
+    );
+    assert_eq!(
+        of("release-bot", "token_expired")["related_events_count"],
+        "8"
+    );
+    let hooks: Vec<&Row> = findings
+        .iter()
+        .filter(|f| f["finding_type"] == "webhook_endpoint_failing")
+        .collect();
+    assert_eq!(
+        hooks.len(),
+        2,
+        "GitHub's deploy hook and Stripe's billing endpoint"
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["finding_type"] != "vendor_incident"),
+        "the Actions incident is not the webhooks' cause, nor the one on webhooks days before"
+    );
+    let links = rows(&out, "finding_events");
+    let linked = |f: &Row| {
+        links
+            .iter()
+            .filter(|(_, l)| l["finding_uid"] == f["event_uid"])
+            .count()
+    };
+    // The failures, and the cause (here a snapshot) once more.
+    assert_eq!(linked(&journal), 38);
+    let explain = Run::of(
+        bin()
+            .args(["explain", "--config"])
+            .arg(&config)
+            .output()
+            .expect("explain runs"),
+    );
+    explain.assert_code(0);
+    assert!(
+        explain.stdout.contains(&journal["title"]),
+        "explain says what the export says: {}",
+        explain.stdout
+    );
+
     // The CSVs are what the schemas say: one file of each dataset written.
     if let Some(tool) = frictionless() {
-        for dataset in ["denials", "rate_limit_bursts", "request_counts"] {
+        for dataset in [
+            "denials",
+            "rate_limit_bursts",
+            "request_counts",
+            "findings",
+            "finding_events",
+        ] {
             let files = objects(&out, dataset);
             let (_, path) = files
                 .iter()

@@ -1,4 +1,6 @@
-//! What scopetrail derives from staged evidence: 429 bursts, credential drift; findings later.
+//! What scopetrail derives from staged evidence: 429 bursts, credential drift, and the findings
+//! that explain failures.
 
 pub mod bursts;
+pub mod correlate;
 pub mod drift;

@@ -176,6 +176,8 @@ pub struct Config {
     pub privacy: Privacy,
     /// How 429s make a burst.
     pub bursts: crate::analysis::bursts::Settings,
+    /// How failures are grouped and how far back causes are looked for (`[correlation]`).
+    pub correlation: crate::analysis::correlate::Settings,
     /// The HTTP engine's settings (`[http]`).
     pub http: crate::http::Settings,
     pub jobs: BTreeMap<String, Job>,
@@ -213,6 +215,7 @@ const MAIN_KEYS: &[&str] = &[
     "credentials",
     "privacy",
     "bursts",
+    "correlation",
     "http",
     "jobs",
 ];
@@ -251,6 +254,13 @@ struct RawBursts {
     gap: Option<Dur>,
     min_count: Option<u64>,
     margin: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawCorrelation {
+    gap: Option<Dur>,
+    change_lookback: Option<Dur>,
+    skew: Option<Dur>,
 }
 
 #[derive(Deserialize)]
@@ -481,6 +491,23 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
         }
         settings
     };
+    let correlation = {
+        let raw: RawCorrelation = root_table
+            .get("correlation")
+            .and_then(|v| doc.decode(v, "[correlation]"))
+            .unwrap_or_default();
+        let d = crate::analysis::correlate::Settings::default();
+        let settings = crate::analysis::correlate::Settings {
+            gap: raw.gap.map_or(d.gap, |g| g.0),
+            change_lookback: raw.change_lookback.map_or(d.change_lookback, |g| g.0),
+            skew: raw.skew.map_or(d.skew, |g| g.0),
+        };
+        if settings.gap.is_zero() {
+            let span = root_table.get("correlation").map_or(0..0, |v| v.span());
+            doc.error(span, "[correlation]: gap must be more than zero");
+        }
+        settings
+    };
     for spec in sources.values() {
         let Some(name) = spec.settings.credential() else {
             continue;
@@ -614,6 +641,7 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
         credentials,
         privacy,
         bursts,
+        correlation,
         http,
         jobs,
     };

@@ -66,6 +66,15 @@ impl Location {
         })
     }
 
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Empty, or ending with `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// `s3://<bucket>/<prefix>/`: where the store's keys start.
     pub fn root(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)

@@ -1,7 +1,8 @@
-//! Rows scopetrail derives at export time (429 bursts; findings will join them): detection
-//! reads every retained staging segment around the window, then each burst is matched with
-//! what earlier exports emitted, so one that late data extends keeps its `event_uid` and goes
-//! out again with a higher `revision`, and one that did not change is not sent again.
+//! Rows scopetrail derives at export time (429 bursts, then the findings that explain
+//! failures): detection reads every retained staging segment around the window, then each
+//! row is matched with what earlier exports emitted, so one that late data changes keeps its
+//! `event_uid` and goes out again with a higher `revision`, and one that did not change is
+//! not sent again.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::analysis::bursts::{self, Burst, Detector};
+use crate::analysis::correlate::{self, Correlator, EventRef, Finding};
 use crate::model::uid::Origin;
-use crate::model::{Dataset, Header, RateLimitBurst, Record, utc_day};
+use crate::model::{
+    Dataset, Finding as FindingRow, FindingEvent, Header, RateLimitBurst, Record, utc_day,
+};
 use crate::staging::{Merge, SegmentHeader, Staging};
+use crate::store::LocalCopy;
 
 /// A derived row an export emitted, remembered in the job's export state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -43,7 +48,16 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
-/// The bursts to emit with this export, and what to remember of them.
+/// What one kind of derived row gives an export.
+pub struct Derived {
+    /// Rows to write with this export: new ones and new revisions.
+    pub rows: Vec<Record>,
+    /// What the job's state remembers of them.
+    pub emitted: Vec<Emitted>,
+}
+
+/// The bursts to emit with this export, and every burst found around the window (those not
+/// sent again too, with their ids), as evidence for findings.
 pub async fn bursts(
     staging: &Staging,
     scratch: &Path,
@@ -51,16 +65,148 @@ pub async fn bursts(
     window: &Window,
     settings: &bursts::Settings,
     remembered: &[Emitted],
-) -> Result<(Vec<Record>, Vec<Emitted>)> {
+) -> Result<(Derived, Vec<Record>)> {
     let margin = chrono::Duration::from_std(settings.margin)?;
     let gap_ms = i64::try_from(settings.gap.as_millis())?;
-    // Late events make earlier bursts worth a second look: start at the earliest day that got
-    // new rate-limit events, and at the start of any burst that could reach it.
+    let wanted = [Dataset::RateLimitEvents];
+    let from = reach_back(sources, &wanted, window, margin, gap_ms, remembered);
+    let to = (window.end + margin).timestamp_millis();
+    let copies = segments_of(staging, scratch, sources, &wanted, from, to).await?;
+    let paths: Vec<PathBuf> = copies.iter().map(|c| c.path().to_path_buf()).collect();
+    let scratch = scratch.to_path_buf();
+    let detection = settings.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<Burst>> {
+        let mut merge = Merge::open_only(&paths, Some(&wanted), &scratch)?;
+        let mut detector = Detector::new(detection);
+        while let Some(record) = merge.next_record()? {
+            if let Record::RateLimitEvents(e) = &record
+                && (from..=to).contains(&e.head.time)
+            {
+                detector.add(e);
+            }
+        }
+        Ok(detector.finish())
+    })
+    .await??;
+    drop(copies);
+    let found = found.into_iter().map(|b| Found {
+        key: b.key.text(),
+        start_ms: b.start_ms,
+        end_ms: b.end_ms,
+        fingerprint: fingerprint(&b),
+        new_uid: origin(&b).derived_uid(&b.key.text(), b.start_ms),
+        item: b,
+    });
+    let mut derived = Derived {
+        rows: Vec::new(),
+        emitted: Vec::new(),
+    };
+    let mut all = Vec::new();
+    for (burst, e, send) in reconcile(found, window, gap_ms, remembered) {
+        let row = row(burst, e.uid, e.revision);
+        if send {
+            derived.rows.push(row.clone());
+            derived.emitted.push(e);
+        }
+        all.push(row);
+    }
+    Ok((derived, all))
+}
+
+/// The findings to emit with this export: correlation over every staged record around the
+/// window (the change lookback before it, a day after it for snapshots taken later), with
+/// the bursts found. A finding belongs to the export its first failure falls in.
+#[allow(clippy::too_many_arguments)]
+pub async fn findings(
+    staging: &Staging,
+    scratch: &Path,
+    sources: &[SourceStaging<'_>],
+    window: &Window,
+    settings: &correlate::Settings,
+    margin: std::time::Duration,
+    bursts: Vec<Record>,
+    remembered: &[Emitted],
+) -> Result<(Derived, Vec<Links>)> {
+    let margin = chrono::Duration::from_std(margin)?;
+    let lookback_ms = i64::try_from(settings.change_lookback.as_millis())?;
+    let gap_ms = i64::try_from(settings.gap.as_millis())?;
+    let end = window.end.timestamp_millis();
+    // Failures around the window (and back to where late ones landed), evidence from the
+    // lookback before them to a day after.
+    let failed = [
+        Dataset::Denials,
+        Dataset::WebhookFailures,
+        Dataset::RateLimitEvents,
+    ];
+    let first = reach_back(sources, &failed, window, margin, gap_ms, remembered);
+    let failures = first..(end + margin.num_milliseconds());
+    let (from, to) = (first - lookback_ms, end + lookback_ms);
+    let wanted = EVIDENCE;
+    let copies = segments_of(staging, scratch, sources, &wanted, from, to).await?;
+    let paths: Vec<PathBuf> = copies.iter().map(|c| c.path().to_path_buf()).collect();
+    let scratch = scratch.to_path_buf();
+    let settings = settings.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<Finding>> {
+        let mut merge = Merge::open_only(&paths, Some(&wanted), &scratch)?;
+        let mut correlator = Correlator::new(settings);
+        let is_failure = |d: Dataset| matches!(d, Dataset::Denials | Dataset::WebhookFailures);
+        while let Some(record) = merge.next_record()? {
+            let t = record.head().time;
+            let keep = if is_failure(record.dataset()) {
+                failures.contains(&t)
+            } else {
+                (from..to).contains(&t)
+            };
+            if keep {
+                correlator.add(&record);
+            }
+        }
+        for b in bursts.iter().filter(|b| failures.contains(&b.head().time)) {
+            correlator.add(b);
+        }
+        Ok(correlator.finish())
+    })
+    .await??;
+    drop(copies);
+    let found = found.into_iter().map(|f| Found {
+            key: f.key.clone(),
+            start_ms: f.first_ms,
+            end_ms: f.last_ms,
+            fingerprint: finding_fingerprint(&f),
+            new_uid: finding_uid(&f),
+            item: f,
+        });
+    let mut derived = Derived {
+        rows: Vec::new(),
+        emitted: Vec::new(),
+    };
+    let mut links = Vec::new();
+    for (f, e, send) in reconcile(found, window, gap_ms, remembered) {
+        if send {
+            links.push(Links::of(&f, e.uid));
+            derived.rows.push(finding_row(f, e.uid, e.revision));
+            derived.emitted.push(e);
+        }
+    }
+    Ok((derived, links))
+}
+
+/// Where detection starts reading: the margin before the window, earlier where late rows of
+/// `datasets` landed (new segments with older days), and at the start of anything emitted
+/// that could reach there, so it is seen whole and not cut into a false new revision.
+fn reach_back(
+    sources: &[SourceStaging<'_>],
+    datasets: &[Dataset],
+    window: &Window,
+    margin: chrono::Duration,
+    gap_ms: i64,
+    remembered: &[Emitted],
+) -> i64 {
     let earliest_new = sources
         .iter()
         .flat_map(|s| s.new)
         .flat_map(|h| &h.partitions)
-        .filter(|p| p.partition.dataset == Dataset::RateLimitEvents)
+        .filter(|p| datasets.contains(&p.partition.dataset))
         .filter_map(|p| day_start(&p.partition.day))
         .min();
     let mut from = (window.start - margin).timestamp_millis();
@@ -72,9 +218,29 @@ pub async fn bursts(
             from = from.min(r.start_ms - gap_ms);
         }
     }
-    let to = (window.end + margin).timestamp_millis();
+    from
+}
 
-    // Every retained segment with rate-limit events of those days.
+/// What correlation reads besides bursts.
+const EVIDENCE: [Dataset; 6] = [
+    Dataset::Denials,
+    Dataset::WebhookFailures,
+    Dataset::TokenSnapshots,
+    Dataset::Changes,
+    Dataset::Incidents,
+    Dataset::RequestCounts,
+];
+
+/// Local copies of every retained segment, up to what the export covers, holding any of
+/// `datasets` on the days between `from` and `to`.
+async fn segments_of(
+    staging: &Staging,
+    scratch: &Path,
+    sources: &[SourceStaging<'_>],
+    datasets: &[Dataset],
+    from: i64,
+    to: i64,
+) -> Result<Vec<LocalCopy>> {
     let days: BTreeSet<String> = (from.div_euclid(86_400_000)..=to.div_euclid(86_400_000))
         .map(|d| utc_day(d * 86_400_000))
         .collect();
@@ -88,70 +254,58 @@ pub async fn bursts(
         {
             let header = staging.segment_header(s.name, segment, scratch).await?;
             let wanted = header.partitions.iter().any(|p| {
-                p.partition.dataset == Dataset::RateLimitEvents && days.contains(&p.partition.day)
+                datasets.contains(&p.partition.dataset) && days.contains(&p.partition.day)
             });
             if wanted {
                 copies.push(staging.fetch_segment(s.name, segment, scratch).await?);
             }
         }
     }
-    let paths: Vec<PathBuf> = copies.iter().map(|c| c.path().to_path_buf()).collect();
-    let scratch = scratch.to_path_buf();
-    let detection = settings.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<Vec<Burst>> {
-        let mut merge = Merge::open_only(&paths, Some(&[Dataset::RateLimitEvents]), &scratch)?;
-        let mut detector = Detector::new(detection);
-        while let Some(record) = merge.next_record()? {
-            if let Record::RateLimitEvents(e) = &record
-                && (from..=to).contains(&e.head.time)
-            {
-                detector.add(e);
-            }
-        }
-        Ok(detector.finish())
-    })
-    .await??;
-    drop(copies);
-    Ok(reconcile(found, window, gap_ms, remembered))
+    Ok(copies)
 }
 
-/// Matches what was found with what was emitted: a changed burst is a new revision under the
-/// same id, an unchanged one is not sent again, a new one gets its id from its group and
-/// start. Bursts starting after the window wait for the next export.
-fn reconcile(
-    found: Vec<Burst>,
+/// A derived row as found, before it is matched with what earlier exports emitted.
+struct Found<T> {
+    item: T,
+    key: String,
+    start_ms: i64,
+    end_ms: i64,
+    fingerprint: String,
+    /// Its id if it is new.
+    new_uid: Uuid,
+}
+
+/// Matches what was found with what was emitted: a changed row is a new revision under the
+/// same id, an unchanged one is not sent again (`false`), a new one gets its id from its
+/// group and start. Rows starting after the window wait for the next export.
+fn reconcile<T>(
+    found: impl IntoIterator<Item = Found<T>>,
     window: &Window,
     gap_ms: i64,
     remembered: &[Emitted],
-) -> (Vec<Record>, Vec<Emitted>) {
-    let mut rows = Vec::new();
-    let mut emitted = Vec::new();
-    for b in found {
-        let key = b.key.text();
+) -> Vec<(T, Emitted, bool)> {
+    let mut out = Vec::new();
+    for f in found {
         let before = remembered.iter().find(|r| {
-            r.key == key && r.start_ms - gap_ms <= b.end_ms && b.start_ms <= r.end_ms + gap_ms
+            r.key == f.key && r.start_ms - gap_ms <= f.end_ms && f.start_ms <= r.end_ms + gap_ms
         });
-        let fingerprint = fingerprint(&b);
-        let (uid, revision) = match before {
-            Some(r) if r.fingerprint == fingerprint => continue,
-            Some(r) => (r.uid, r.revision + 1),
-            None if b.start_ms >= window.end.timestamp_millis() => continue,
-            None => {
-                let origin = origin(&b);
-                (origin.derived_uid(&key, b.start_ms), 1)
-            }
+        let (uid, revision, send) = match before {
+            Some(r) if r.fingerprint == f.fingerprint => (r.uid, r.revision, false),
+            Some(r) => (r.uid, r.revision + 1, true),
+            None if f.start_ms >= window.end.timestamp_millis() => continue,
+            None => (f.new_uid, 1, true),
         };
-        emitted.push(Emitted {
+        let emitted = Emitted {
             uid,
-            key,
-            start_ms: b.start_ms,
-            end_ms: b.end_ms,
+            key: f.key,
+            start_ms: f.start_ms,
+            end_ms: f.end_ms,
             revision,
-            fingerprint,
-        });
-        rows.push(row(b, uid, revision));
+            fingerprint: f.fingerprint,
+        };
+        out.push((f.item, emitted, send));
     }
-    (rows, emitted)
+    out
 }
 
 fn origin(b: &Burst) -> Origin<'_> {
@@ -213,4 +367,118 @@ fn row(b: Burst, uid: Uuid, revision: i64) -> Record {
 fn day_start(day: &str) -> Option<i64> {
     let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+}
+
+const CORRELATION: &str = "scopetrail.correlation";
+
+fn finding_origin(f: &Finding) -> Origin<'_> {
+    Origin {
+        dataset: Dataset::Findings,
+        vendor: &f.vendor,
+        tenant: &f.tenant,
+        environment: &f.environment,
+        source: CORRELATION,
+    }
+}
+
+/// A new finding's id: over its group and first failure (DESIGN §4).
+pub fn finding_uid(f: &Finding) -> Uuid {
+    finding_origin(f).derived_uid(&f.key, f.first_ms)
+}
+
+fn finding_fingerprint(f: &Finding) -> String {
+    format!(
+        "{}|{}|{}|{}|{}|{}|{:?}|{}",
+        f.finding_type.as_str(),
+        f.confidence.as_str(),
+        f.first_ms,
+        f.last_ms,
+        f.related.len(),
+        f.alternatives.len(),
+        f.cause.map(|c| c.uid),
+        f.severity.as_str()
+    )
+}
+
+fn finding_row(f: Finding, uid: Uuid, revision: i64) -> Record {
+    let related_count = f.related.len() as i64;
+    let head = finding_origin(&f).header(f.first_ms, uid, None, f.credential.clone());
+    FindingRow {
+        head,
+        finding_type: Some(f.finding_type.as_str().into()),
+        severity: Some(f.severity.as_str().into()),
+        title: Some(f.title),
+        explanation: Some(f.explanation),
+        confidence: Some(f.confidence.as_str().into()),
+        first_seen_dt: Some(f.first_ms),
+        last_seen_dt: Some(f.last_ms),
+        related_events_count: Some(related_count),
+        related_event_uids: f
+            .related
+            .iter()
+            .take(bursts::MAX_RELATED)
+            .map(|r| r.uid.to_string())
+            .collect(),
+        cause_event_uid: f.cause.map(|c| c.uid.to_string()),
+        alternative_causes: Some(f.alternatives.join("; ")).filter(|a| !a.is_empty()),
+        actor_app: f.actor_app,
+        credential_uid: f.credential_uid,
+        incident_url: f.incident_url,
+        remediation: Some(f.remediation),
+        revision: Some(revision),
+    }
+    .into()
+}
+
+/// A finding's links to its events, kept compact in the plan (a finding can have a million)
+/// and turned into `finding_events` rows when the objects are written.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Links {
+    pub finding: Uuid,
+    pub time: i64,
+    pub vendor: String,
+    pub tenant: String,
+    pub environment: String,
+    pub credential: Option<String>,
+    /// The failures, then the cause.
+    pub related: Vec<EventRef>,
+}
+
+impl Links {
+    fn of(f: &Finding, uid: Uuid) -> Links {
+        let mut related = f.related.clone();
+        related.extend(f.cause.filter(|c| !f.related.contains(c)));
+        Links {
+            finding: uid,
+            time: f.first_ms,
+            vendor: f.vendor.clone(),
+            tenant: f.tenant.clone(),
+            environment: f.environment.clone(),
+            credential: f.credential.clone(),
+            related,
+        }
+    }
+
+    /// The `finding_events` rows.
+    pub fn rows(&self) -> impl Iterator<Item = Record> + '_ {
+        let origin = Origin {
+            dataset: Dataset::FindingEvents,
+            vendor: &self.vendor,
+            tenant: &self.tenant,
+            environment: &self.environment,
+            source: CORRELATION,
+        };
+        let finding = self.finding.to_string();
+        self.related.iter().map(move |r| {
+            let related = r.uid.to_string();
+            let uid = origin.event_uid(&format!("{finding}/{related}"), None);
+            FindingEvent {
+                head: origin.header(self.time, uid, None, self.credential.clone()),
+                finding_uid: Some(finding.clone()),
+                related_event_uid: Some(related),
+                related_dataset: Some(r.dataset.name().into()),
+            }
+            .into()
+        })
+    }
 }

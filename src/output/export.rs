@@ -40,6 +40,7 @@ pub struct Exporter<'a> {
     /// Bumped for each object written.
     pub progress: &'a std::sync::atomic::AtomicU64,
     pub bursts: &'a crate::analysis::bursts::Settings,
+    pub correlation: &'a crate::analysis::correlate::Settings,
     /// How long what an export emitted is remembered (with the staging it came from).
     pub retention: chrono::Duration,
 }
@@ -213,6 +214,7 @@ impl Exporter<'_> {
                 segments: BTreeMap::new(),
                 history: Vec::new(),
                 bursts: Vec::new(),
+                findings: Vec::new(),
             };
             match store
                 .replace(&key, serde_json::to_vec_pretty(&pointer)?, None)
@@ -311,6 +313,8 @@ impl Exporter<'_> {
             objects: Vec::new(),
             derived: Vec::new(),
             emitted: Vec::new(),
+            emitted_findings: Vec::new(),
+            links: Vec::new(),
             malformed: BTreeMap::new(),
         };
         let mut partitions = std::collections::BTreeSet::new();
@@ -353,9 +357,11 @@ impl Exporter<'_> {
             }
             plan.staging.insert(s.name.clone(), range);
         }
-        if plan.datasets.contains(&Dataset::RateLimitBursts) {
-            let staged: Vec<SourceStaging<'_>> = plan
-                .staging
+        let wants_findings = plan.datasets.contains(&Dataset::Findings)
+            || plan.datasets.contains(&Dataset::FindingEvents);
+        if plan.datasets.contains(&Dataset::RateLimitBursts) || wants_findings {
+            let ranges = plan.staging.clone();
+            let staged: Vec<SourceStaging<'_>> = ranges
                 .iter()
                 .map(|(name, range)| SourceStaging {
                     name,
@@ -363,24 +369,52 @@ impl Exporter<'_> {
                     through: range.through,
                 })
                 .collect();
-            let (rows, emitted) = derive::bursts(
+            let window = Window { start, end };
+            let (bursts, all_bursts) = derive::bursts(
                 self.staging,
                 self.scratch,
                 &staged,
-                &Window { start, end },
+                &window,
                 self.bursts,
                 &pointer.bursts,
             )
             .await?;
-            let rows: Vec<Record> = rows.into_iter().filter(|r| plan.wants(r)).collect();
-            for r in &rows {
-                partitions.insert(Partition::of(r));
+            if plan.datasets.contains(&Dataset::RateLimitBursts) {
+                self.add_derived(&mut plan, &mut partitions, bursts, |p| &mut p.emitted);
             }
-            plan.emitted = emitted
-                .into_iter()
-                .filter(|e| rows.iter().any(|r| r.head().event_uid == e.uid))
-                .collect();
-            plan.derived = rows;
+            if wants_findings {
+                let (findings, links) = derive::findings(
+                    self.staging,
+                    self.scratch,
+                    &staged,
+                    &window,
+                    self.correlation,
+                    self.bursts.margin,
+                    all_bursts,
+                    &pointer.findings,
+                )
+                .await?;
+                let kept: Vec<_> = links
+                    .into_iter()
+                    .filter(|l| {
+                        findings
+                            .rows
+                            .iter()
+                            .any(|r| r.head().event_uid == l.finding && plan.wants(r))
+                    })
+                    .collect();
+                if plan.datasets.contains(&Dataset::FindingEvents) {
+                    for l in &kept {
+                        for r in l.rows().take(1) {
+                            partitions.insert(Partition::of(&r));
+                        }
+                    }
+                    plan.links = kept;
+                }
+                self.add_derived(&mut plan, &mut partitions, findings, |p| {
+                    &mut p.emitted_findings
+                });
+            }
         }
         plan.objects = partitions
             .into_iter()
@@ -390,6 +424,26 @@ impl Exporter<'_> {
             })
             .collect();
         Ok(plan)
+    }
+
+    /// Adds derived rows the job wants to the plan, and what to remember of them.
+    fn add_derived(
+        &self,
+        plan: &mut Plan,
+        partitions: &mut std::collections::BTreeSet<Partition>,
+        derived: derive::Derived,
+        remembered: impl Fn(&mut Plan) -> &mut Vec<derive::Emitted>,
+    ) {
+        let rows: Vec<Record> = derived.rows.into_iter().filter(|r| plan.wants(r)).collect();
+        for r in &rows {
+            partitions.insert(Partition::of(r));
+        }
+        let emitted = derived
+            .emitted
+            .into_iter()
+            .filter(|e| rows.iter().any(|r| r.head().event_uid == e.uid));
+        remembered(plan).extend(emitted);
+        plan.derived.extend(rows);
     }
 
     /// Writes what the plan says. Running it twice writes nothing new the second time.
@@ -554,13 +608,18 @@ impl Exporter<'_> {
             committed_ms: self.now.timestamp_millis(),
             segments: next.segments.clone(),
         });
-        for e in &plan.emitted {
-            next.bursts.retain(|b| b.uid != e.uid);
-            next.bursts.push(e.clone());
-        }
         // Late data older than staging retention cannot reach them any more.
         let forget_before = (self.now - self.retention).timestamp_millis();
-        next.bursts.retain(|b| b.end_ms >= forget_before);
+        for (remembered, emitted) in [
+            (&mut next.bursts, &plan.emitted),
+            (&mut next.findings, &plan.emitted_findings),
+        ] {
+            for e in emitted {
+                remembered.retain(|b| b.uid != e.uid);
+                remembered.push(e.clone());
+            }
+            remembered.retain(|b| b.end_ms >= forget_before);
+        }
         self.lease.check().await?;
         match self
             .staging
@@ -656,8 +715,9 @@ fn finish_object(
 /// One ordered pass over the planned segments; one object open at a time.
 fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encoded>> {
     // Records of datasets the job does not export (internal ones) are not decoded.
-    let mut merge =
-        Merge::open_only(segments, Some(&plan.datasets), scratch)?.with_rows(plan.derived.clone());
+    let mut derived = plan.derived.clone();
+    derived.extend(plan.links.iter().flat_map(|l| l.rows()));
+    let mut merge = Merge::open_only(segments, Some(&plan.datasets), scratch)?.with_rows(derived);
     let mut out = Vec::new();
     let mut current: Option<(Partition, ObjectWriter, tempfile::TempPath)> = None;
     while let Some(record) = merge.next_record()? {

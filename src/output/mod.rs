@@ -7,3 +7,4 @@ pub mod derive;
 pub mod export;
 pub mod manifest;
 pub mod plan;
+pub mod read;

@@ -40,6 +40,9 @@ pub struct Pointer {
     /// Bursts emitted so far, to re-emit one that late data changes under the same id.
     #[serde(default)]
     pub bursts: Vec<Emitted>,
+    /// Findings emitted so far, likewise.
+    #[serde(default)]
+    pub findings: Vec<Emitted>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,12 +73,18 @@ pub struct Plan {
     pub datasets: Vec<Dataset>,
     pub tenants: Option<Vec<String>>,
     pub objects: Vec<PlannedObject>,
-    /// Rows derived for this export (bursts), kept in the plan so a replay writes the same.
+    /// Rows derived for this export (bursts, findings), kept in the plan so a replay writes the same.
     #[serde(default)]
     pub derived: Vec<Record>,
-    /// What the job's state remembers of them once the export is committed.
+    /// What the job's state remembers of the bursts once the export is committed.
     #[serde(default)]
     pub emitted: Vec<Emitted>,
+    /// Findings' links to their events: the `finding_events` rows, written with the objects.
+    #[serde(default)]
+    pub links: Vec<super::derive::Links>,
+    /// What the job's state remembers of the findings once the export is committed.
+    #[serde(default)]
+    pub emitted_findings: Vec<Emitted>,
     /// Per source, the inputs its collections could not read, in the staging covered.
     #[serde(default)]
     pub malformed: BTreeMap<String, Malformed>,

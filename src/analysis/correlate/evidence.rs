@@ -1,0 +1,565 @@
+//! The evidence correlation reads, kept compact: a million failures say a handful of different
+//! things, so what a failure says is interned and each failure is a few numbers.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::EventRef;
+use crate::model::{Dataset, Record};
+
+/// How a failure failed, as far as causes care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// 403 and its equivalents: the caller is known but may not.
+    Forbidden,
+    /// 401 and its equivalents: the credential itself was refused.
+    Unauthorized,
+    Webhook,
+    RateLimit,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Forbidden => "forbidden",
+            Class::Unauthorized => "unauthorized",
+            Class::Webhook => "webhook",
+            Class::RateLimit => "rate_limit",
+        }
+    }
+}
+
+/// What makes failures one group (DESIGN §6): who, how, where.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKey {
+    pub vendor: String,
+    pub tenant: String,
+    pub environment: String,
+    /// The bound credential's name; without one, the app.
+    pub credential: Option<String>,
+    pub actor_app: Option<String>,
+    pub class: Class,
+    /// "METHOD operation" for denials, the endpoint for webhooks, the operation for bursts.
+    pub operation: String,
+}
+
+impl GroupKey {
+    /// One string, for ids.
+    pub fn text(&self) -> String {
+        let who = match (&self.credential, &self.actor_app) {
+            (Some(c), _) => format!("credential:{c}"),
+            (None, Some(a)) => format!("app:{a}"),
+            (None, None) => String::new(),
+        };
+        format!(
+            "{}|{}|{}|{}|{}|{}",
+            self.class.as_str(),
+            self.vendor,
+            self.tenant,
+            self.environment,
+            who,
+            self.operation
+        )
+    }
+}
+
+/// What a failure says beyond its time and id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Detail {
+    pub http_status: Option<i64>,
+    pub auth_error: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub api_service: Option<String>,
+    pub api_operation: Option<String>,
+    pub method: Option<String>,
+    pub required_scope: Vec<String>,
+    pub actor_app: Option<String>,
+    pub credential_uid: Option<String>,
+    pub error_type: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub webhook_uid: Option<String>,
+    pub retry_after_s: Option<i64>,
+    pub ratelimit_limit: Option<i64>,
+}
+
+/// One failure: a denial, a webhook failure or a whole burst.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    pub key: u32,
+    pub time: i64,
+    /// A burst's last 429; the time for the others.
+    pub end: i64,
+    pub uid: Uuid,
+    pub dataset: Dataset,
+    pub detail: u32,
+    /// 429s of a burst; 1 for the others.
+    pub count: u32,
+    pub count_503: u32,
+}
+
+impl Failure {
+    pub fn event(&self) -> EventRef {
+        EventRef {
+            uid: self.uid,
+            dataset: self.dataset,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub time: i64,
+    pub uid: Uuid,
+    pub vendor: String,
+    pub tenant: String,
+    pub environment: String,
+    pub credential: String,
+    pub status: String,
+    /// Without their kind prefix (`scp:`, `role:`, `perm:`); `None` when unknown.
+    pub privileges: Option<Vec<String>>,
+    pub removed: Vec<String>,
+    pub audience: Vec<String>,
+    pub issuer: Option<String>,
+    pub actor_app: Option<String>,
+    pub identity: Option<String>,
+    pub expires_at: Option<i64>,
+    pub not_before: Option<i64>,
+    pub issued_at: Option<i64>,
+    pub server_skew_ms: Option<i64>,
+}
+
+impl Snapshot {
+    pub fn event(&self) -> EventRef {
+        EventRef {
+            uid: self.uid,
+            dataset: Dataset::TokenSnapshots,
+        }
+    }
+
+    pub fn has(&self, privilege: &str) -> bool {
+        self.privileges
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|x| x == privilege))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub time: i64,
+    pub uid: Uuid,
+    pub vendor: String,
+    pub tenant: String,
+    pub environment: String,
+    pub source: String,
+    pub credential: Option<String>,
+    pub action: String,
+    pub actor_user: Option<String>,
+    pub target_type: Option<String>,
+    pub target: Option<String>,
+    pub details: Option<String>,
+}
+
+impl Change {
+    pub fn event(&self) -> EventRef {
+        EventRef {
+            uid: self.uid,
+            dataset: Dataset::Changes,
+        }
+    }
+
+    /// scopetrail's own drift rows, as opposed to a vendor's audit trail.
+    pub fn is_drift(&self) -> bool {
+        self.source.starts_with("scopetrail.")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Incident {
+    /// The latest version's time and id.
+    pub time: i64,
+    pub uid: Uuid,
+    pub vendor: String,
+    pub name: String,
+    pub components: Vec<String>,
+    pub started: Option<i64>,
+    pub resolved: Option<i64>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Count {
+    pub hour: i64,
+    pub method: String,
+    pub status_class: String,
+    pub count: i64,
+}
+
+/// Everything `add` was given, then sorted and indexed by `index`.
+#[derive(Default)]
+pub struct Evidence {
+    pub keys: Vec<GroupKey>,
+    key_ids: HashMap<GroupKey, u32>,
+    pub details: Vec<Detail>,
+    detail_ids: HashMap<Detail, u32>,
+    pub failures: Vec<Failure>,
+    pub snapshots: Vec<Snapshot>,
+    pub changes: Vec<Change>,
+    incidents: HashMap<(String, String), Incident>,
+    pub counts: HashMap<String, Vec<(String, Count)>>,
+    /// Every app and client id a credential is known by, for telling whose a change is.
+    pub known_apps: HashMap<String, String>,
+}
+
+/// The evidence, sorted for lookups by time.
+pub struct Indexed {
+    pub keys: Vec<GroupKey>,
+    pub details: Vec<Detail>,
+    /// By key, then time.
+    pub failures: Vec<Failure>,
+    /// Credential name → its snapshots, oldest first.
+    pub snapshots: HashMap<String, Vec<Snapshot>>,
+    /// (vendor, tenant) → vendor changes, oldest first.
+    pub changes: HashMap<(String, String), Vec<Change>>,
+    /// (credential, environment) → drift rows, oldest first.
+    pub drift: HashMap<(String, String), Vec<Change>>,
+    /// Vendor → incidents.
+    pub incidents: HashMap<String, Vec<Incident>>,
+    /// api_service → (api_operation, hourly count).
+    pub counts: HashMap<String, Vec<(String, Count)>>,
+    /// App or client id → credential name.
+    pub known_apps: HashMap<String, String>,
+}
+
+impl Evidence {
+    pub fn add(&mut self, record: &Record) {
+        match record {
+            Record::Denials(d) => {
+                let class = denial_class(d);
+                let method = d.http_method.clone();
+                let operation = d
+                    .api_operation
+                    .clone()
+                    .or_else(|| d.url_path.clone())
+                    .unwrap_or_default();
+                let operation = match &method {
+                    Some(m) => format!("{m} {operation}"),
+                    None => operation,
+                };
+                let key = self.key(record, d.actor_app.as_deref(), class, operation);
+                let detail = self.detail(Detail {
+                    http_status: d.http_status,
+                    auth_error: d.auth_error.clone(),
+                    error_code: d.error_code.clone(),
+                    error_message: d.error_message.clone(),
+                    api_service: d.api_service.clone(),
+                    api_operation: d.api_operation.clone(),
+                    method,
+                    required_scope: d.required_scope.clone(),
+                    actor_app: d.actor_app.clone(),
+                    credential_uid: d.credential_uid.clone(),
+                    ..Detail::default()
+                });
+                self.failure(record, key, detail, d.head.time, 1, 0);
+            }
+            Record::WebhookFailures(w) => {
+                let endpoint = w
+                    .webhook_uid
+                    .clone()
+                    .or_else(|| w.url.clone())
+                    .or_else(|| w.dst_hostname.clone())
+                    .unwrap_or_default();
+                let key = self.key(record, None, Class::Webhook, endpoint);
+                let detail = self.detail(Detail {
+                    http_status: w.http_status,
+                    error_type: w.error_type.clone(),
+                    error_message: w.error_message.clone(),
+                    api_service: w.dst_hostname.clone(),
+                    endpoint_url: w.url.clone(),
+                    webhook_uid: w.webhook_uid.clone(),
+                    ..Detail::default()
+                });
+                self.failure(record, key, detail, w.head.time, 1, 0);
+            }
+            Record::RateLimitBursts(b) => {
+                let operation = b.api_operation.clone().unwrap_or_default();
+                let key = self.key(record, b.actor_app.as_deref(), Class::RateLimit, operation);
+                let detail = self.detail(Detail {
+                    api_service: b.api_service.clone(),
+                    api_operation: b.api_operation.clone(),
+                    actor_app: b.actor_app.clone(),
+                    credential_uid: b.credential_uid.clone(),
+                    retry_after_s: b.retry_after_max_s,
+                    ratelimit_limit: b.ratelimit_limit,
+                    ..Detail::default()
+                });
+                let start = b.start_time_dt.unwrap_or(b.head.time);
+                let count = b.count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
+                let c503 = b.interleaved_503.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
+                self.failure(record, key, detail, start, count, c503);
+                if let Some(end) = b.end_time_dt
+                    && let Some(last) = self.failures.last_mut()
+                {
+                    last.end = end.max(start);
+                }
+            }
+            Record::TokenSnapshots(s) => {
+                let Some(credential) = s.head.credential.clone() else {
+                    return;
+                };
+                if let Some(app) = &s.actor_app {
+                    self.known_apps.insert(app.clone(), credential.clone());
+                }
+                self.snapshots.push(Snapshot {
+                    time: s.head.time,
+                    uid: s.head.event_uid,
+                    vendor: s.head.vendor.clone(),
+                    tenant: s.head.tenant.clone(),
+                    environment: s.head.environment.clone(),
+                    credential,
+                    status: s.status.clone().unwrap_or_default(),
+                    privileges: s
+                        .privileges
+                        .as_ref()
+                        .map(|p| p.iter().map(|x| bare(x).to_string()).collect()),
+                    removed: s
+                        .privileges_removed
+                        .iter()
+                        .map(|x| bare(x).to_string())
+                        .collect(),
+                    audience: s.audience.clone(),
+                    issuer: s.issuer.clone(),
+                    actor_app: s.actor_app.clone(),
+                    identity: s.identity.clone(),
+                    expires_at: s.expires_at_dt,
+                    not_before: s.not_before_dt,
+                    issued_at: s.issued_at_dt,
+                    server_skew_ms: s.server_skew_ms,
+                });
+            }
+            Record::Changes(c) => self.changes.push(Change {
+                time: c.head.time,
+                uid: c.head.event_uid,
+                vendor: c.head.vendor.clone(),
+                tenant: c.head.tenant.clone(),
+                environment: c.head.environment.clone(),
+                source: c.head.source.clone(),
+                credential: c.head.credential.clone(),
+                action: c.action.clone().unwrap_or_default(),
+                actor_user: c.actor_user.clone(),
+                target_type: c.target_type.clone(),
+                target: c.target.clone(),
+                details: c.details.clone(),
+            }),
+            Record::Incidents(i) => {
+                let id = i
+                    .head
+                    .source_event_uid
+                    .clone()
+                    .unwrap_or_else(|| i.head.event_uid.to_string());
+                let incident = Incident {
+                    time: i.head.time,
+                    uid: i.head.event_uid,
+                    vendor: i.head.vendor.clone(),
+                    name: i.name.clone().unwrap_or_default(),
+                    components: i.components.clone(),
+                    started: i.started_dt,
+                    resolved: i.resolved_dt,
+                    url: i.url.clone(),
+                };
+                // Each update is a row: the latest one knows the resolution.
+                let slot = self
+                    .incidents
+                    .entry((i.head.vendor.clone(), id))
+                    .or_insert_with(|| incident.clone());
+                if (incident.time, incident.uid) > (slot.time, slot.uid) {
+                    *slot = incident;
+                }
+            }
+            Record::RequestCounts(r) => {
+                let (Some(service), Some(hour)) = (&r.api_service, r.hour_dt) else {
+                    return;
+                };
+                self.counts.entry(service.clone()).or_default().push((
+                    r.api_operation.clone().unwrap_or_default(),
+                    Count {
+                        hour,
+                        method: r.http_method.clone().unwrap_or_default(),
+                        status_class: r.status_class.clone().unwrap_or_default(),
+                        count: r.count.unwrap_or(0),
+                    },
+                ));
+            }
+            Record::Findings(_) | Record::FindingEvents(_) | Record::RateLimitEvents(_) => {}
+        }
+    }
+
+    fn key(&mut self, record: &Record, app: Option<&str>, class: Class, operation: String) -> u32 {
+        let head = record.head();
+        let key = GroupKey {
+            vendor: head.vendor.clone(),
+            tenant: head.tenant.clone(),
+            environment: head.environment.clone(),
+            credential: head.credential.clone(),
+            actor_app: if head.credential.is_some() {
+                None
+            } else {
+                app.map(str::to_string)
+            },
+            class,
+            operation,
+        };
+        if let (Some(c), Some(a)) = (&head.credential, app) {
+            self.known_apps
+                .entry(a.to_string())
+                .or_insert_with(|| c.clone());
+        }
+        if let Some(&id) = self.key_ids.get(&key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key.clone());
+        self.key_ids.insert(key, id);
+        id
+    }
+
+    fn detail(&mut self, detail: Detail) -> u32 {
+        if let Some(&id) = self.detail_ids.get(&detail) {
+            return id;
+        }
+        let id = self.details.len() as u32;
+        self.details.push(detail.clone());
+        self.detail_ids.insert(detail, id);
+        id
+    }
+
+    fn failure(
+        &mut self,
+        record: &Record,
+        key: u32,
+        detail: u32,
+        time: i64,
+        count: u32,
+        c503: u32,
+    ) {
+        self.failures.push(Failure {
+            key,
+            time,
+            end: time,
+            uid: record.head().event_uid,
+            dataset: record.dataset(),
+            detail,
+            count,
+            count_503: c503,
+        });
+    }
+
+    pub fn index(self) -> Indexed {
+        let Evidence {
+            keys,
+            details,
+            mut failures,
+            snapshots,
+            changes,
+            incidents,
+            counts,
+            known_apps,
+            ..
+        } = self;
+        // Keys are numbered in arrival order; sort by the key itself so the result does not
+        // depend on the order records came in.
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
+        let mut rank = vec![0u32; keys.len()];
+        for (r, k) in order.iter().enumerate() {
+            rank[*k as usize] = r as u32;
+        }
+        failures.sort_unstable_by_key(|f| (rank[f.key as usize], f.time, f.uid));
+        let mut by_credential: HashMap<String, Vec<Snapshot>> = HashMap::new();
+        for s in snapshots {
+            by_credential
+                .entry(s.credential.clone())
+                .or_default()
+                .push(s);
+        }
+        for list in by_credential.values_mut() {
+            list.sort_by_key(|s| (s.time, s.uid));
+        }
+        let mut by_place: HashMap<(String, String), Vec<Change>> = HashMap::new();
+        let mut drift: HashMap<(String, String), Vec<Change>> = HashMap::new();
+        for c in changes {
+            if c.is_drift() {
+                if let Some(cred) = &c.credential {
+                    drift
+                        .entry((cred.clone(), c.environment.clone()))
+                        .or_default()
+                        .push(c);
+                }
+            } else {
+                by_place
+                    .entry((c.vendor.clone(), c.tenant.clone()))
+                    .or_default()
+                    .push(c);
+            }
+        }
+        for list in by_place.values_mut().chain(drift.values_mut()) {
+            list.sort_by_key(|c| (c.time, c.uid));
+        }
+        let mut by_vendor: HashMap<String, Vec<Incident>> = HashMap::new();
+        for i in incidents.into_values() {
+            by_vendor.entry(i.vendor.clone()).or_default().push(i);
+        }
+        for list in by_vendor.values_mut() {
+            list.sort_by_key(|i| (i.started, i.uid));
+        }
+        Indexed {
+            keys,
+            details,
+            failures,
+            snapshots: by_credential,
+            changes: by_place,
+            drift,
+            incidents: by_vendor,
+            counts,
+            known_apps,
+        }
+    }
+}
+
+/// A privilege without its kind: `scp:gl:journal:write` → `gl:journal:write`.
+pub fn bare(privilege: &str) -> &str {
+    for kind in ["scp:", "role:", "perm:"] {
+        if let Some(rest) = privilege.strip_prefix(kind) {
+            return rest;
+        }
+    }
+    privilege
+}
+
+/// Codes that mean "you may not", whatever the status says. A body's code wins over the
+/// header's `invalid_token` (seed 003).
+const FORBIDDEN_CODES: &[&str] = &[
+    "insufficient_scope",
+    "insufficient_access",
+    "insufficient_permissions",
+    "accessdenied",
+    "access_denied",
+    "forbidden",
+    "authorizationfailed",
+    "authorization_failed",
+    "permission_denied",
+    "unauthorizedoperation",
+];
+
+fn denial_class(d: &crate::model::Denial) -> Class {
+    let forbidden_code = [&d.error_code, &d.auth_error]
+        .into_iter()
+        .flatten()
+        .any(|c| FORBIDDEN_CODES.contains(&c.to_ascii_lowercase().as_str()));
+    if d.http_status == Some(403) || forbidden_code || !d.required_scope.is_empty() {
+        Class::Forbidden
+    } else {
+        Class::Unauthorized
+    }
+}
