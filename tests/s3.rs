@@ -600,3 +600,55 @@ mod store {
         );
     }
 }
+
+#[test]
+fn explain_reads_the_findings_evidence_back_from_the_bucket() {
+    let s = S3Setup::new("");
+    s.setup.append("a.log", &denials(120));
+    s.run(NOW).assert_code(0);
+    let mut explain = s.command(&["explain"]);
+    let by_config = Run::of(explain.output().expect("explain runs"));
+    by_config.assert_code(0);
+    assert!(
+        by_config
+            .stdout
+            .contains(&format!("s3://{}/{PREFIX}/", s.server.bucket)),
+        "{}",
+        by_config.stdout
+    );
+    assert!(
+        by_config.stdout.contains("insufficient_scope")
+            && by_config.stdout.contains("orders:write"),
+        "{}",
+        by_config.stdout
+    );
+    // Another prefix of the same server: nothing exported there.
+    let mut elsewhere = s.command(&[
+        "explain",
+        "--from",
+        &format!("s3://{}/other", s.server.bucket),
+    ]);
+    let empty = Run::of(elsewhere.output().expect("explain runs"));
+    empty.assert_code(0);
+    assert!(
+        empty.stdout.starts_with("0 findings over 0 exported rows"),
+        "{}",
+        empty.stdout
+    );
+    // The same place named by URL, one day of failures.
+    let url = format!("s3://{}/{PREFIX}", s.server.bucket);
+    let mut one_day = s.command(&["explain", "--from", &url, "--since", "2026-03-07"]);
+    let day = Run::of(one_day.output().expect("explain runs"));
+    day.assert_code(0);
+    assert!(
+        day.stdout.contains("failures since 2026-03-07 00:00 UTC"),
+        "{}",
+        day.stdout
+    );
+    let all: usize = by_config.stdout.matches(" denials (403").count();
+    assert!(
+        all >= 1 && day.stdout.matches(" denials (403").count() >= 1,
+        "{}",
+        day.stdout
+    );
+}

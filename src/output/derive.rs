@@ -169,13 +169,13 @@ pub async fn findings(
     .await??;
     drop(copies);
     let found = found.into_iter().map(|f| Found {
-            key: f.key.clone(),
-            start_ms: f.first_ms,
-            end_ms: f.last_ms,
-            fingerprint: finding_fingerprint(&f),
-            new_uid: finding_uid(&f),
-            item: f,
-        });
+        key: f.key.clone(),
+        start_ms: f.first_ms,
+        end_ms: f.last_ms,
+        fingerprint: finding_fingerprint(&f),
+        new_uid: finding_uid(&f),
+        item: f,
+    });
     let mut derived = Derived {
         rows: Vec::new(),
         emitted: Vec::new(),

@@ -354,11 +354,20 @@ fn scopes(cx: &Context, out: &mut Vec<Candidate>) {
                 incident_url: None,
             });
         } else if g.says("insufficient_scope") {
+            // The snapshot shows what the token holds, to compare with the API's reference.
+            let now = cx.nearest().filter(|s| s.privileges.is_some());
             out.push(Candidate {
                 kind: FindingType::InsufficientScope,
-                score: 50,
-                cause: None,
-                why: "The API says the token lacks a scope, without naming it.".into(),
+                score: 55,
+                cause: now.map(Snapshot::event),
+                why: match now {
+                    Some(s) => format!(
+                        "The API says the token lacks a scope, without naming it; the snapshot of {} holds {}.",
+                        at(s.time),
+                        s.privileges.as_ref().map(|p| p.join(" ")).unwrap_or_default()
+                    ),
+                    None => "The API says the token lacks a scope, without naming it.".into(),
+                },
                 short: "a scope is missing (unnamed)".into(),
                 remediation: format!(
                     "Look up the scopes the operation needs in the vendor's API reference and grant them to {client}; then mint a new token and {check}."

@@ -97,6 +97,8 @@ pub struct Failure {
     /// 429s of a burst; 1 for the others.
     pub count: u32,
     pub count_503: u32,
+    /// A burst's revision: only its latest counts.
+    pub revision: u32,
 }
 
 impl Failure {
@@ -298,10 +300,9 @@ impl Evidence {
                 let count = b.count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
                 let c503 = b.interleaved_503.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
                 self.failure(record, key, detail, start, count, c503);
-                if let Some(end) = b.end_time_dt
-                    && let Some(last) = self.failures.last_mut()
-                {
-                    last.end = end.max(start);
+                if let Some(last) = self.failures.last_mut() {
+                    last.end = b.end_time_dt.map_or(start, |e| e.max(start));
+                    last.revision = b.revision.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
                 }
             }
             Record::TokenSnapshots(s) => {
@@ -452,6 +453,7 @@ impl Evidence {
             detail,
             count,
             count_503: c503,
+            revision: 0,
         });
     }
 
@@ -475,6 +477,10 @@ impl Evidence {
         for (r, k) in order.iter().enumerate() {
             rank[*k as usize] = r as u32;
         }
+        // A row given twice (a burst and its later revision, read back from exports) is one
+        // failure, at its latest revision.
+        failures.sort_unstable_by_key(|f| (f.uid, std::cmp::Reverse(f.revision)));
+        failures.dedup_by_key(|f| f.uid);
         failures.sort_unstable_by_key(|f| (rank[f.key as usize], f.time, f.uid));
         let mut by_credential: HashMap<String, Vec<Snapshot>> = HashMap::new();
         for s in snapshots {
