@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::analysis::correlate::text::at;
 use crate::analysis::correlate::{self, Correlator, Finding};
 use crate::config::{Config, StoreSpec};
+use crate::error::ConfigError;
 use crate::model::{Dataset, Record};
 use crate::output::athena::Location;
 use crate::output::derive::finding_uid;
@@ -44,7 +45,7 @@ const READ: &[Dataset] = &[
 pub async fn open(config: Option<&Config>, from: Option<&str>) -> Result<(SharedStore, String)> {
     let spec = match (from, config) {
         (Some(url), config) if url.starts_with("s3://") => {
-            let at = Location::parse(url).map_err(anyhow::Error::msg)?;
+            let at = Location::parse(url).map_err(|e| ConfigError(format!("--from {e}")))?;
             let mut spec = match config.map(|c| &c.store) {
                 // The configuration's endpoint, region and addressing, at another place.
                 Some(StoreSpec::S3(s)) => s.clone(),
@@ -141,7 +142,10 @@ pub async fn explain(
 fn pick<'a>(findings: &'a [Finding], records: &[Record], id: &str) -> Result<&'a Finding> {
     let id = id.trim().to_ascii_lowercase();
     if id.len() < 4 {
-        bail!("--finding {id:?}: give at least the first 4 characters of a finding's id");
+        return Err(ConfigError(format!(
+            "--finding {id:?}: give at least the first 4 characters of a finding's id"
+        ))
+        .into());
     }
     let ours: Vec<&Finding> = findings
         .iter()
@@ -280,6 +284,7 @@ const SHOWN_FAILURES: usize = 20;
 fn one(out: &mut String, f: &Finding, records: &[Record], uid: &str, lookback: i64) {
     head(out, 1, f, uid);
     let by_uid: HashMap<Uuid, &Record> = records.iter().map(|r| (r.head().event_uid, r)).collect();
+    let related: std::collections::HashSet<Uuid> = f.related.iter().map(|r| r.uid).collect();
     // The finding's failures, its cause, and what else was around: the credential's
     // snapshots, the tenant's changes, the vendor's incidents.
     let from = f.first_ms - lookback;
@@ -312,11 +317,11 @@ fn one(out: &mut String, f: &Finding, records: &[Record], uid: &str, lookback: i
     }
     for r in records {
         let h = r.head();
-        if Some(h.event_uid) == cause && !f.related.iter().any(|x| x.uid == h.event_uid) {
+        if Some(h.event_uid) == cause && !related.contains(&h.event_uid) {
             lines.push((h.time, format!("{}{}", describe(r), mark(r))));
             continue;
         }
-        if f.related.iter().any(|x| x.uid == h.event_uid) || h.time < from || h.time > to {
+        if related.contains(&h.event_uid) || h.time < from || h.time > to {
             continue;
         }
         let around = match r {
@@ -345,7 +350,10 @@ fn describe(r: &Record) -> String {
         Record::Denials(d) => format!(
             "denial    {} {} {} {}{}",
             d.http_status.map(|s| s.to_string()).unwrap_or_default(),
-            o(&d.error_code).max(o(&d.auth_error)),
+            d.error_code
+                .clone()
+                .or_else(|| d.auth_error.clone())
+                .unwrap_or_default(),
             o(&d.http_method),
             o(&d.api_operation),
             d.request_id

@@ -412,8 +412,11 @@ fn explain(args: &ExplainArgs) -> u8 {
 /// `7d`, `36h` back from now, or a day or time.
 fn parse_since(text: &str, now: chrono::DateTime<Utc>) -> Result<i64, String> {
     if let Ok(d) = humantime::parse_duration(text) {
-        let d = chrono::Duration::from_std(d).map_err(|e| format!("{text:?}: {e}"))?;
-        return Ok((now - d).timestamp_millis());
+        return chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| format!("{text:?} reaches back before any date scopetrail can read"));
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_millis());

@@ -234,3 +234,46 @@ fn explain_reads_the_export_and_shows_one_finding_with_its_timeline() {
         bad_since.stderr
     );
 }
+
+#[test]
+fn a_rate_limit_finding_across_midnight_is_not_cut_by_the_next_export() {
+    let config = BASE_CONFIG.replace(
+        "error_code = \"error\"",
+        "error_code = \"error\"\nretry_after = \"retry_after\"",
+    );
+    let s = Setup::new(&config, &[("daily", DAILY)]);
+    // Twelve 429s in a minute, every 20 minutes from 21:00 to 00:20: eleven bursts, one
+    // cluster (20 minutes apart is within the 30-minute gap) across two export windows.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-05T21:00:00Z").expect("time");
+    let lines: Vec<String> = (0..11)
+        .flat_map(|b| (0..12).map(move |i| (b, i)))
+        .map(|(b, i)| {
+            let t = start + chrono::Duration::minutes(b * 20) + chrono::Duration::seconds(i * 4);
+            serde_json::json!({
+                "ts": t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "status": 429,
+                "method": "GET",
+                "url": format!("https://api.example.com/v1/items/{i}"),
+                "client": "app-1",
+                "rid": format!("b{b:02}-{i:02}"),
+                "retry_after": "30",
+            })
+            .to_string()
+        })
+        .collect();
+    s.append("a.log", &lines);
+    s.run("2026-03-06T01:00:00Z").assert_code(0);
+    s.run("2026-03-07T01:00:00Z").assert_code(0);
+    let found = findings(&s);
+    assert_eq!(
+        found.len(),
+        1,
+        "emitted once, not revised shorter: {found:?}"
+    );
+    let f = &found[0].1;
+    assert_eq!(f["finding_type"], "rate_limited");
+    assert_eq!(f["related_events_count"], "11");
+    assert_eq!(f["first_seen_dt"], "2026-03-05T21:00:00.000Z");
+    assert_eq!(f["last_seen_dt"], "2026-03-06T00:20:44.000Z");
+    assert_eq!(rows(&s.out(), "rate_limit_bursts").len(), 11);
+}

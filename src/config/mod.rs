@@ -502,9 +502,12 @@ fn load(file: &Path, diags: &mut Diagnostics) -> Option<Config> {
             change_lookback: raw.change_lookback.map_or(d.change_lookback, |g| g.0),
             skew: raw.skew.map_or(d.skew, |g| g.0),
         };
-        if settings.gap.is_zero() {
+        if settings.gap.is_zero() || settings.skew < std::time::Duration::from_secs(1) {
             let span = root_table.get("correlation").map_or(0..0, |v| v.span());
-            doc.error(span, "[correlation]: gap must be more than zero");
+            doc.error(
+                span,
+                "[correlation]: gap must be more than zero, and skew at least 1s (every clock differs by some milliseconds)",
+            );
         }
         settings
     };

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::analysis::bursts::{self, Burst, Detector};
-use crate::analysis::correlate::{self, Correlator, EventRef, Finding};
+use crate::analysis::correlate::{self, Correlator, EventRef, Finding, Severity};
 use crate::model::uid::Origin;
 use crate::model::{
     Dataset, Finding as FindingRow, FindingEvent, Header, RateLimitBurst, Record, utc_day,
@@ -57,7 +57,8 @@ pub struct Derived {
 }
 
 /// The bursts to emit with this export, and every burst found around the window (those not
-/// sent again too, with their ids), as evidence for findings.
+/// sent again too, with their ids), as evidence for findings; detection reads from
+/// `at_least_from` if that is earlier.
 pub async fn bursts(
     staging: &Staging,
     scratch: &Path,
@@ -65,11 +66,15 @@ pub async fn bursts(
     window: &Window,
     settings: &bursts::Settings,
     remembered: &[Emitted],
+    at_least_from: Option<i64>,
 ) -> Result<(Derived, Vec<Record>)> {
     let margin = chrono::Duration::from_std(settings.margin)?;
     let gap_ms = i64::try_from(settings.gap.as_millis())?;
     let wanted = [Dataset::RateLimitEvents];
-    let from = reach_back(sources, &wanted, window, margin, gap_ms, remembered);
+    let mut from = reach_back(sources, &wanted, window, margin, gap_ms, remembered);
+    if let Some(f) = at_least_from {
+        from = from.min(f);
+    }
     let to = (window.end + margin).timestamp_millis();
     let copies = segments_of(staging, scratch, sources, &wanted, from, to).await?;
     let paths: Vec<PathBuf> = copies.iter().map(|c| c.path().to_path_buf()).collect();
@@ -127,18 +132,13 @@ pub async fn findings(
     bursts: Vec<Record>,
     remembered: &[Emitted],
 ) -> Result<(Derived, Vec<Links>)> {
+    let first = findings_reach(sources, window, margin, settings, remembered)?;
     let margin = chrono::Duration::from_std(margin)?;
     let lookback_ms = i64::try_from(settings.change_lookback.as_millis())?;
     let gap_ms = i64::try_from(settings.gap.as_millis())?;
     let end = window.end.timestamp_millis();
     // Failures around the window (and back to where late ones landed), evidence from the
     // lookback before them to a day after.
-    let failed = [
-        Dataset::Denials,
-        Dataset::WebhookFailures,
-        Dataset::RateLimitEvents,
-    ];
-    let first = reach_back(sources, &failed, window, margin, gap_ms, remembered);
     let failures = first..(end + margin.num_milliseconds());
     let (from, to) = (first - lookback_ms, end + lookback_ms);
     let wanted = EVIDENCE;
@@ -168,14 +168,18 @@ pub async fn findings(
     })
     .await??;
     drop(copies);
-    let found = found.into_iter().map(|f| Found {
-        key: f.key.clone(),
-        start_ms: f.first_ms,
-        end_ms: f.last_ms,
-        fingerprint: finding_fingerprint(&f),
-        new_uid: finding_uid(&f),
-        item: f,
-    });
+    let found = found
+        .into_iter()
+        // Drift seen in the lookback before the failures read: its failures may be out of view.
+        .filter(|f| f.severity == Severity::Failure || f.first_ms >= first)
+        .map(|f| Found {
+            key: f.key.clone(),
+            start_ms: f.first_ms,
+            end_ms: f.last_ms,
+            fingerprint: finding_fingerprint(&f),
+            new_uid: finding_uid(&f),
+            item: f,
+        });
     let mut derived = Derived {
         rows: Vec::new(),
         emitted: Vec::new(),
@@ -209,17 +213,50 @@ fn reach_back(
         .filter(|p| datasets.contains(&p.partition.dataset))
         .filter_map(|p| day_start(&p.partition.day))
         .min();
-    let mut from = (window.start - margin).timestamp_millis();
+    let start = (window.start - margin).timestamp_millis();
+    let mut from = start;
     if let Some(t) = earliest_new {
         from = from.min(t - margin.num_milliseconds());
     }
-    for r in remembered {
+    // Each row reached pulls in the ones that reach it, until none does; never further back
+    // than a bound, so one finding that fails for months does not make every export re-read
+    // all of staging.
+    let limit = start - MAX_REACH_BACK_MS;
+    let mut by_end: Vec<&Emitted> = remembered.iter().collect();
+    by_end.sort_by_key(|r| std::cmp::Reverse(r.end_ms));
+    for r in by_end {
         if r.end_ms + gap_ms >= from {
             from = from.min(r.start_ms - gap_ms);
         }
     }
-    from
+    from.max(limit)
 }
+
+/// How far before its window an export reads back for what late data changed.
+const MAX_REACH_BACK_MS: i64 = 8 * 86_400_000;
+
+/// Where finding detection starts reading failures: bursts must be detected from there too, or
+/// a finding re-read whole would lose its earlier bursts.
+pub fn findings_reach(
+    sources: &[SourceStaging<'_>],
+    window: &Window,
+    margin: std::time::Duration,
+    settings: &correlate::Settings,
+    remembered: &[Emitted],
+) -> Result<i64> {
+    let margin = chrono::Duration::from_std(margin)?;
+    let gap_ms = i64::try_from(settings.gap.as_millis())?;
+    Ok(reach_back(
+        sources, &FAILED, window, margin, gap_ms, remembered,
+    ))
+}
+
+/// Datasets whose late rows make findings worth a second look.
+const FAILED: [Dataset; 3] = [
+    Dataset::Denials,
+    Dataset::WebhookFailures,
+    Dataset::RateLimitEvents,
+];
 
 /// What correlation reads besides bursts.
 const EVIDENCE: [Dataset; 6] = [
@@ -277,7 +314,7 @@ struct Found<T> {
 
 /// Matches what was found with what was emitted: a changed row is a new revision under the
 /// same id, an unchanged one is not sent again (`false`), a new one gets its id from its
-/// group and start. Rows starting after the window wait for the next export.
+/// group and start. Rows starting after the window wait for the next export (`false` too).
 fn reconcile<T>(
     found: impl IntoIterator<Item = Found<T>>,
     window: &Window,
@@ -285,14 +322,25 @@ fn reconcile<T>(
     remembered: &[Emitted],
 ) -> Vec<(T, Emitted, bool)> {
     let mut out = Vec::new();
+    let mut taken = std::collections::HashSet::new();
     for f in found {
+        // One remembered row per found one: two found where one was emitted (late data split
+        // it) keep the id for the first and give the second its own.
         let before = remembered.iter().find(|r| {
-            r.key == f.key && r.start_ms - gap_ms <= f.end_ms && f.start_ms <= r.end_ms + gap_ms
+            r.key == f.key
+                && r.start_ms - gap_ms <= f.end_ms
+                && f.start_ms <= r.end_ms + gap_ms
+                && !taken.contains(&r.uid)
         });
+        if let Some(r) = before {
+            taken.insert(r.uid);
+        }
         let (uid, revision, send) = match before {
             Some(r) if r.fingerprint == f.fingerprint => (r.uid, r.revision, false),
             Some(r) => (r.uid, r.revision + 1, true),
-            None if f.start_ms >= window.end.timestamp_millis() => continue,
+            // Not this export's to send, but evidence all the same (a burst just after the
+            // window still belongs to a finding that starts in it).
+            None if f.start_ms >= window.end.timestamp_millis() => (f.new_uid, 1, false),
             None => (f.new_uid, 1, true),
         };
         let emitted = Emitted {

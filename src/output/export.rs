@@ -370,6 +370,17 @@ impl Exporter<'_> {
                 })
                 .collect();
             let window = Window { start, end };
+            let findings_from = if wants_findings {
+                Some(derive::findings_reach(
+                    &staged,
+                    &window,
+                    self.bursts.margin,
+                    self.correlation,
+                    &pointer.findings,
+                )?)
+            } else {
+                None
+            };
             let (bursts, all_bursts) = derive::bursts(
                 self.staging,
                 self.scratch,
@@ -377,10 +388,13 @@ impl Exporter<'_> {
                 &window,
                 self.bursts,
                 &pointer.bursts,
+                findings_from,
             )
             .await?;
             if plan.datasets.contains(&Dataset::RateLimitBursts) {
-                self.add_derived(&mut plan, &mut partitions, bursts, |p| &mut p.emitted);
+                self.add_derived(&mut plan, &mut partitions, bursts, false, |p| {
+                    &mut p.emitted
+                });
             }
             if wants_findings {
                 let (findings, links) = derive::findings(
@@ -396,11 +410,11 @@ impl Exporter<'_> {
                 .await?;
                 let kept: Vec<_> = links
                     .into_iter()
+                    // Links come only with findings sent in this export.
                     .filter(|l| {
-                        findings
-                            .rows
-                            .iter()
-                            .any(|r| r.head().event_uid == l.finding && plan.wants(r))
+                        plan.tenants
+                            .as_ref()
+                            .is_none_or(|ts| ts.contains(&l.tenant))
                     })
                     .collect();
                 if plan.datasets.contains(&Dataset::FindingEvents) {
@@ -411,7 +425,9 @@ impl Exporter<'_> {
                     }
                     plan.links = kept;
                 }
-                self.add_derived(&mut plan, &mut partitions, findings, |p| {
+                // Remembered even when only finding_events is exported, or its links would go
+                // out again with every export.
+                self.add_derived(&mut plan, &mut partitions, findings, true, |p| {
                     &mut p.emitted_findings
                 });
             }
@@ -432,8 +448,20 @@ impl Exporter<'_> {
         plan: &mut Plan,
         partitions: &mut std::collections::BTreeSet<Partition>,
         derived: derive::Derived,
+        remember_unwritten: bool,
         remembered: impl Fn(&mut Plan) -> &mut Vec<derive::Emitted>,
     ) {
+        let tenant_wanted = |r: &Record| {
+            plan.tenants
+                .as_ref()
+                .is_none_or(|ts| ts.contains(&r.head().tenant))
+        };
+        let kept: std::collections::HashSet<uuid::Uuid> = derived
+            .rows
+            .iter()
+            .filter(|r| plan.wants(r) || (remember_unwritten && tenant_wanted(r)))
+            .map(|r| r.head().event_uid)
+            .collect();
         let rows: Vec<Record> = derived.rows.into_iter().filter(|r| plan.wants(r)).collect();
         for r in &rows {
             partitions.insert(Partition::of(r));
@@ -441,7 +469,7 @@ impl Exporter<'_> {
         let emitted = derived
             .emitted
             .into_iter()
-            .filter(|e| rows.iter().any(|r| r.head().event_uid == e.uid));
+            .filter(|e| kept.contains(&e.uid));
         remembered(plan).extend(emitted);
         plan.derived.extend(rows);
     }

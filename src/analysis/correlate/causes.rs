@@ -88,13 +88,15 @@ impl<'a> Context<'a> {
     /// Vendor changes of the group's tenant between `since` and `until`, newest first.
     fn changes(&self, until: i64) -> impl Iterator<Item = &'a Change> + '_ {
         let k = self.group.key;
-        self.evidence
+        let all = self
+            .evidence
             .changes
             .get(&(k.vendor.clone(), k.tenant.clone()))
-            .into_iter()
-            .flatten()
-            .rev()
-            .filter(move |c| c.time >= self.since && c.time <= until)
+            .map_or(&[][..], Vec::as_slice);
+        // Sorted by time: only the lookback's slice is read, whatever the tenant's history.
+        let lo = all.partition_point(|c| c.time < self.since);
+        let hi = all.partition_point(|c| c.time <= until);
+        all[lo..hi.max(lo)].iter().rev()
     }
 
     /// Whom a change is about: this group's credential, another one, or nobody known.
@@ -384,11 +386,22 @@ fn scopes(cx: &Context, out: &mut Vec<Candidate>) {
         .filter(|s| s.time >= cx.since && s.time <= g.last)
         .filter(|s| required.iter().any(|r| s.removed.iter().any(|x| x == r)))
         .copied();
+    // Seen after the first failure, a removal is the cause only if no snapshot in between
+    // still had the scope.
+    let held_after_first = |s: &Snapshot| {
+        cx.own.iter().any(|p| {
+            p.time >= g.first
+                && p.time < s.time
+                && s.removed
+                    .iter()
+                    .any(|r| required.contains(&r.as_str()) && p.has(r))
+        })
+    };
     let drift = drift
         .clone()
         .rev()
         .find(|s| s.time <= g.first)
-        .or_else(|| drift.clone().next());
+        .or_else(|| drift.clone().find(|s| !held_after_first(s)));
     let others_have = |scope: &str| {
         latest_ok_by_env(&cx.others)
             .into_iter()
@@ -636,6 +649,8 @@ fn token_expired(cx: &Context, out: &mut Vec<Candidate>) {
     if let Some(s) = s {
         let expired_at = s.expires_at.filter(|e| *e <= g.first);
         if s.status == "expired" || expired_at.is_some() {
+            // An old snapshot says less: the token may have been renewed since.
+            let score = if s.time >= cx.since { 92 } else { 60 };
             let since = expired_at.map_or_else(
                 || format!("the snapshot of {} found it expired", at(s.time)),
                 |e| {
@@ -648,7 +663,7 @@ fn token_expired(cx: &Context, out: &mut Vec<Candidate>) {
             );
             out.push(Candidate {
                 kind: FindingType::TokenExpired,
-                score: 92,
+                score,
                 cause: Some(s.event()),
                 why: format!(
                     "The token the snapshot of {} saw was expired at the first denial: {since}.",
@@ -811,7 +826,7 @@ fn permission_change(cx: &Context, out: &mut Vec<Candidate>) {
             why: format!(
                 "{by} did {} on {} at {}, {} before the first denial{}.",
                 c.action,
-                c.target.as_deref().unwrap_or("?"),
+                c.target.as_deref().unwrap_or("its target"),
                 at(c.time),
                 span(g.first - c.time),
                 c.details
@@ -928,7 +943,10 @@ fn incident(cx: &Context, out: &mut Vec<Candidate>) {
         .flatten()
     {
         let start = i.started.unwrap_or(i.time);
-        let end = i.resolved.unwrap_or(i64::MAX);
+        // Not resolved (or its resolution not collected yet): for a lookback after its start.
+        let end = i
+            .resolved
+            .unwrap_or_else(|| start.saturating_add(g.first - cx.since));
         if g.last < start - INCIDENT_LEAD_MS || g.first > end || !relevant(i, g.class()) {
             continue;
         }
@@ -1009,7 +1027,8 @@ fn webhook(cx: &Context, out: &mut Vec<Candidate>) {
         }
     };
     let lookback = g.first - cx.since;
-    let before = cx.changes(g.last).find(|c| about_it(c));
+    // A change during the failures is not their cause; it is told after.
+    let before = cx.changes(g.first).find(|c| about_it(c));
     // What the vendor did after (disabling the endpoint) is evidence, not the cause.
     let after = cx
         .evidence
@@ -1017,12 +1036,12 @@ fn webhook(cx: &Context, out: &mut Vec<Candidate>) {
         .get(&(g.key.vendor.clone(), g.key.tenant.clone()))
         .into_iter()
         .flatten()
-        .find(|c| c.time > g.last && c.time <= g.last.saturating_add(lookback) && about_it(c));
+        .find(|c| c.time > g.first && c.time <= g.last.saturating_add(lookback) && about_it(c));
     let named_url = before.or(after).and_then(|c| {
-        c.details
-            .as_deref()?
-            .split(' ')
-            .find_map(|w| w.strip_prefix("url="))
+        c.details.as_deref()?.split(' ').find_map(|w| {
+            w.strip_prefix("url=")
+                .or_else(|| w.strip_prefix("config.url="))
+        })
     });
     let receiver = url
         .or(host)
@@ -1134,14 +1153,15 @@ fn counts_note(cx: &Context) -> Option<String> {
         }
     }
     let mut notes = Vec::new();
+    let lookback = span(g.first - cx.since);
     if same_before > 0 {
         notes.push(format!(
-            "{method} calls to it worked before: {} in the 24 h before (stopped working).",
+            "{method} calls to it worked before: {} in the {lookback} before (stopped working).",
             plural(same_before as u64, "success", "successes")
         ));
     } else {
         notes.push(format!(
-            "No {method} call to it succeeded in the 24 h before (never worked)."
+            "No {method} call to it succeeded in the {lookback} before (never worked)."
         ));
     }
     if !others.is_empty() {

@@ -310,7 +310,7 @@ impl Evidence {
                     return;
                 };
                 if let Some(app) = &s.actor_app {
-                    self.known_apps.insert(app.clone(), credential.clone());
+                    self.know_app(app, &credential);
                 }
                 self.snapshots.push(Snapshot {
                     time: s.head.time,
@@ -412,9 +412,7 @@ impl Evidence {
             operation,
         };
         if let (Some(c), Some(a)) = (&head.credential, app) {
-            self.known_apps
-                .entry(a.to_string())
-                .or_insert_with(|| c.clone());
+            self.know_app(a, c);
         }
         if let Some(&id) = self.key_ids.get(&key) {
             return id;
@@ -423,6 +421,19 @@ impl Evidence {
         self.keys.push(key.clone());
         self.key_ids.insert(key, id);
         id
+    }
+
+    /// An app claimed by two credentials is remembered as the first by name, whatever the
+    /// order records came in.
+    fn know_app(&mut self, app: &str, credential: &str) {
+        match self.known_apps.get_mut(app) {
+            Some(c) if credential < c.as_str() => *c = credential.to_string(),
+            Some(_) => {}
+            None => {
+                self.known_apps
+                    .insert(app.to_string(), credential.to_string());
+            }
+        }
     }
 
     fn detail(&mut self, detail: Detail) -> u32 {

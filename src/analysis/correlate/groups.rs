@@ -140,13 +140,18 @@ fn message_scopes(message: &str) -> Vec<&str> {
             continue;
         }
         let w = w.trim_end_matches(['.', ':']);
+        // Short dotted or colon words; not URLs, paths, or anything long enough to be a token
+        // echoed in a message.
         let scope_like = w.contains(['.', ':'])
+            && w.len() <= 64
             && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && w.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._:-/*".contains(c))
-            && !w.contains("://");
+                .all(|c| c.is_ascii_alphanumeric() || "._:-*".contains(c));
         if after && scope_like {
             out.push(w);
+        } else {
+            // Only the words right after the one that says they are needed.
+            after = false;
         }
     }
     out
@@ -168,5 +173,10 @@ mod tests {
         );
         assert!(message_scopes("Bad credentials. See docs.github.com").is_empty());
         assert!(message_scopes("required: see https://x.example/docs").is_empty());
+        assert!(message_scopes("Missing scope (see docs.example.com/scopes)").is_empty());
+        assert_eq!(
+            message_scopes("requires a.read b:write; then docs.example.com"),
+            ["a.read", "b:write"]
+        );
     }
 }
