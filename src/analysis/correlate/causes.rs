@@ -1153,7 +1153,10 @@ fn counts_note(cx: &Context) -> Option<String> {
         }
     }
     let mut notes = Vec::new();
-    let lookback = span(g.first - cx.since);
+    let lookback = match g.first - cx.since {
+        ms if ms % 3_600_000 == 0 => format!("{} h", ms / 3_600_000),
+        ms => span(ms),
+    };
     if same_before > 0 {
         notes.push(format!(
             "{method} calls to it worked before: {} in the {lookback} before (stopped working).",
