@@ -2,7 +2,7 @@
 //! rank causes against each other: explicit evidence (a snapshot without the scope the server
 //! asked for) beats circumstance (a change of the same tenant the day before).
 
-use super::evidence::{Change, Class, Incident, Indexed, Snapshot};
+use super::evidence::{Change, Class, Incident, Indexed, Snapshot, about_access, revoking};
 use super::groups::Group;
 use super::text::{and, at, plural, span, what, when, who};
 use super::{Confidence, EventRef, Finding, FindingType, Settings, Severity};
@@ -85,18 +85,32 @@ impl<'a> Context<'a> {
             .copied()
     }
 
-    /// Vendor changes of the group's tenant between `since` and `until`, newest first.
-    fn changes(&self, until: i64) -> impl Iterator<Item = &'a Change> + '_ {
+    /// Vendor changes of the group's tenant between `from` and `until` that name it (its
+    /// credential, app or endpoint) or nobody known, newest first.
+    fn changes_between(&self, from: i64, until: i64) -> Vec<&'a Change> {
         let k = self.group.key;
-        let all = self
+        let Some(tenant) = self
             .evidence
             .changes
             .get(&(k.vendor.clone(), k.tenant.clone()))
-            .map_or(&[][..], Vec::as_slice);
-        // Sorted by time: only the lookback's slice is read, whatever the tenant's history.
-        let lo = all.partition_point(|c| c.time < self.since);
-        let hi = all.partition_point(|c| c.time <= until);
-        all[lo..hi.max(lo)].iter().rev()
+        else {
+            return Vec::new();
+        };
+        let mut names: Vec<&str> = Vec::new();
+        names.extend(k.credential.as_deref());
+        names.extend(self.group.app());
+        for (d, _) in &self.group.details {
+            names.extend(d.webhook_uid.as_deref());
+            names.extend(d.endpoint_url.as_deref());
+        }
+        names.sort_unstable();
+        names.dedup();
+        tenant.about(&names, from, until)
+    }
+
+    /// The same, from the lookback's start.
+    fn changes(&self, until: i64) -> impl Iterator<Item = &'a Change> + '_ {
+        self.changes_between(self.since, until).into_iter()
     }
 
     /// Whom a change is about: this group's credential, another one, or nobody known.
@@ -119,10 +133,15 @@ impl<'a> Context<'a> {
         if app.is_some_and(mentions) || ours.is_some_and(|o| c.target.as_deref() == Some(o)) {
             return Named::Ours;
         }
-        let other =
-            self.evidence.known_apps.iter().any(|(a, cred)| {
-                Some(cred.as_str()) != ours && Some(a.as_str()) != app && mentions(a)
-            });
+        // Another credential's app named as a word of the change (a lookup per word, not a
+        // scan of every app per change).
+        let other = texts
+            .iter()
+            .filter_map(|t| t.as_deref())
+            .flat_map(|t| t.split(|c: char| c.is_whitespace() || "=,;/\"'()[]".contains(c)))
+            .filter(|w| !w.is_empty() && Some(*w) != app)
+            .filter_map(|w| self.evidence.known_apps.get(w))
+            .any(|cred| Some(cred.as_str()) != ours);
         if other { Named::Other } else { Named::Nobody }
     }
 
@@ -240,13 +259,20 @@ pub fn explain(group: &Group, evidence: &Indexed, settings: &Settings) -> Findin
 /// Drift seen before anything failed on it: the point of snapshots is to see it first.
 pub fn warnings(evidence: &Indexed, findings: &[Finding]) -> Vec<Finding> {
     let mut out = Vec::new();
+    // The last failure of each credential and environment.
+    let mut last_failure: std::collections::HashMap<(&str, &str), i64> =
+        std::collections::HashMap::new();
+    for f in findings {
+        if let Some(c) = &f.credential {
+            let last = last_failure.entry((c, &f.environment)).or_insert(f.last_ms);
+            *last = (*last).max(f.last_ms);
+        }
+    }
     for snapshots in evidence.snapshots.values() {
         for s in snapshots.iter().filter(|s| !s.removed.is_empty()) {
-            let failed = findings.iter().any(|f| {
-                f.credential.as_deref() == Some(&s.credential)
-                    && f.environment == s.environment
-                    && f.last_ms >= s.time - 24 * 3_600_000
-            });
+            let failed = last_failure
+                .get(&(s.credential.as_str(), s.environment.as_str()))
+                .is_some_and(|last| *last >= s.time - 24 * 3_600_000);
             if failed {
                 continue;
             }
@@ -766,46 +792,11 @@ fn credential_revoked(cx: &Context, out: &mut Vec<Candidate>) {
     }
 }
 
-fn revoking(action: &str) -> bool {
-    let a = action.to_ascii_lowercase();
-    [
-        "revoke",
-        "rotate",
-        "secret",
-        "delete",
-        "deactivate",
-        "suspend",
-        "destroy",
-        "regenerate",
-    ]
-    .iter()
-    .any(|w| a.contains(w))
-}
-
 fn permission_change(cx: &Context, out: &mut Vec<Candidate>) {
     let g = cx.group;
     let mut best: Option<(u8, &Change)> = None;
     for c in cx.changes(g.first) {
-        let text = format!(
-            "{} {}",
-            c.action.to_ascii_lowercase(),
-            c.target_type.as_deref().unwrap_or("").to_ascii_lowercase()
-        );
-        let about_access = [
-            "role",
-            "permission",
-            "policy",
-            "scope",
-            "grant",
-            "privilege",
-            "consent",
-            "team",
-            "member",
-            "access",
-        ]
-        .iter()
-        .any(|w| text.contains(w));
-        if !about_access {
+        if !about_access(c) {
             continue;
         }
         let score = match cx.names(c) {
@@ -1031,12 +1022,10 @@ fn webhook(cx: &Context, out: &mut Vec<Candidate>) {
     let before = cx.changes(g.first).find(|c| about_it(c));
     // What the vendor did after (disabling the endpoint) is evidence, not the cause.
     let after = cx
-        .evidence
-        .changes
-        .get(&(g.key.vendor.clone(), g.key.tenant.clone()))
+        .changes_between(g.first + 1, g.last.saturating_add(lookback))
         .into_iter()
-        .flatten()
-        .find(|c| c.time > g.first && c.time <= g.last.saturating_add(lookback) && about_it(c));
+        .rev()
+        .find(|c| about_it(c));
     let named_url = before.or(after).and_then(|c| {
         c.details.as_deref()?.split(' ').find_map(|w| {
             w.strip_prefix("url=")
@@ -1127,29 +1116,35 @@ fn counts_note(cx: &Context) -> Option<String> {
     let service = g.most(|d| d.api_service.as_deref())?;
     let operation = g.most(|d| d.api_operation.as_deref())?;
     let method = g.most(|d| d.method.as_deref())?;
-    let counts = cx.evidence.counts.get(service)?;
-    // The same resource: the operation itself, its items (`/items/{id}`) or its collection.
-    let related = |op: &str| {
-        op == operation
-            || op
-                .strip_prefix(operation)
-                .is_some_and(|r| r.starts_with("/{"))
-            || operation
-                .strip_prefix(op)
-                .is_some_and(|r| r.starts_with("/{"))
-    };
+    let ops = cx.evidence.counts.get(service)?;
     let from = cx.since - 3_600_000;
     let to = g.last + 3_600_000;
+    // The same resource: the operation itself, its collection (`/items` of `/items/{id}`)
+    // and its items (a range of the sorted operations).
+    let parent = operation
+        .rsplit_once('/')
+        .filter(|(_, last)| last.starts_with('{'))
+        .map(|(p, _)| p);
+    let items = format!("{operation}/{{");
+    let related = std::iter::once(operation)
+        .chain(parent)
+        .filter_map(|op| ops.get_key_value(op))
+        .chain(
+            ops.range::<str, _>((
+                std::ops::Bound::Included(items.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(op, _)| op.starts_with(&items)),
+        );
     let (mut same_before, mut others) = (0i64, std::collections::BTreeMap::<&str, i64>::new());
-    for (op, c) in counts.iter().filter(|(_, c)| c.status_class == "2xx") {
-        if !related(op) {
-            continue;
-        }
-        if c.method == method && op == operation && c.hour >= from && c.hour + 3_600_000 <= g.first
-        {
-            same_before += c.count;
-        } else if c.method != method && c.hour >= from && c.hour <= to {
-            *others.entry(c.method.as_str()).or_default() += c.count;
+    for (op, counts) in related {
+        let lo = counts.partition_point(|c| c.hour < from);
+        for c in counts[lo..].iter().take_while(|c| c.hour <= to) {
+            if c.method == method && op == operation && c.hour + 3_600_000 <= g.first {
+                same_before += c.count;
+            } else if c.method != method {
+                *others.entry(c.method.as_str()).or_default() += c.count;
+            }
         }
     }
     let mut notes = Vec::new();

@@ -190,26 +190,31 @@ pub struct Incident {
     pub url: Option<String>,
 }
 
+/// Successful requests of one hour, method and operation.
 #[derive(Debug, Clone)]
 pub struct Count {
     pub hour: i64,
     pub method: String,
-    pub status_class: String,
     pub count: i64,
 }
+
+/// api_service → api_operation (sorted, so an operation's items are a range) → 2xx counts,
+/// by hour once indexed.
+pub type Counts = HashMap<String, std::collections::BTreeMap<String, Vec<Count>>>;
 
 /// Everything `add` was given, then sorted and indexed by `index`.
 #[derive(Default)]
 pub struct Evidence {
     pub keys: Vec<GroupKey>,
-    key_ids: HashMap<GroupKey, u32>,
+    // Looked up once per failure: a fast hash, not SipHash (the keys are not an attacker's).
+    key_ids: rustc_hash::FxHashMap<GroupKey, u32>,
     pub details: Vec<Detail>,
-    detail_ids: HashMap<Detail, u32>,
+    detail_ids: rustc_hash::FxHashMap<Detail, u32>,
     pub failures: Vec<Failure>,
     pub snapshots: Vec<Snapshot>,
     pub changes: Vec<Change>,
     incidents: HashMap<(String, String), Incident>,
-    pub counts: HashMap<String, Vec<(String, Count)>>,
+    pub counts: Counts,
     /// Every app and client id a credential is known by, for telling whose a change is.
     pub known_apps: HashMap<String, String>,
 }
@@ -222,14 +227,14 @@ pub struct Indexed {
     pub failures: Vec<Failure>,
     /// Credential name → its snapshots, oldest first.
     pub snapshots: HashMap<String, Vec<Snapshot>>,
-    /// (vendor, tenant) → vendor changes, oldest first.
-    pub changes: HashMap<(String, String), Vec<Change>>,
+    /// (vendor, tenant) → vendor changes, indexed by whom they name.
+    pub changes: HashMap<(String, String), TenantChanges>,
     /// (credential, environment) → drift rows, oldest first.
     pub drift: HashMap<(String, String), Vec<Change>>,
     /// Vendor → incidents.
     pub incidents: HashMap<String, Vec<Incident>>,
     /// api_service → (api_operation, hourly count).
-    pub counts: HashMap<String, Vec<(String, Count)>>,
+    pub counts: Counts,
     /// App or client id → credential name.
     pub known_apps: HashMap<String, String>,
 }
@@ -379,18 +384,22 @@ impl Evidence {
                 }
             }
             Record::RequestCounts(r) => {
-                let (Some(service), Some(hour)) = (&r.api_service, r.hour_dt) else {
+                // Successes are what tell "never worked" from "stopped working".
+                let (Some(service), Some(hour), Some("2xx")) =
+                    (&r.api_service, r.hour_dt, r.status_class.as_deref())
+                else {
                     return;
                 };
-                self.counts.entry(service.clone()).or_default().push((
-                    r.api_operation.clone().unwrap_or_default(),
-                    Count {
+                self.counts
+                    .entry(service.clone())
+                    .or_default()
+                    .entry(r.api_operation.clone().unwrap_or_default())
+                    .or_default()
+                    .push(Count {
                         hour,
                         method: r.http_method.clone().unwrap_or_default(),
-                        status_class: r.status_class.clone().unwrap_or_default(),
                         count: r.count.unwrap_or(0),
-                    },
-                ));
+                    });
             }
             Record::Findings(_) | Record::FindingEvents(_) | Record::RateLimitEvents(_) => {}
         }
@@ -476,10 +485,13 @@ impl Evidence {
             snapshots,
             changes,
             incidents,
-            counts,
+            mut counts,
             known_apps,
             ..
         } = self;
+        for list in counts.values_mut().flat_map(|ops| ops.values_mut()) {
+            list.sort_by_key(|c| c.hour);
+        }
         // Keys are numbered in arrival order; sort by the key itself so the result does not
         // depend on the order records came in.
         let mut order: Vec<u32> = (0..keys.len() as u32).collect();
@@ -493,6 +505,12 @@ impl Evidence {
         failures.sort_unstable_by_key(|f| (f.uid, std::cmp::Reverse(f.revision)));
         failures.dedup_by_key(|f| f.uid);
         failures.sort_unstable_by_key(|f| (rank[f.key as usize], f.time, f.uid));
+        let snapshots_names: Vec<String> = {
+            let mut n: Vec<String> = snapshots.iter().map(|s| s.credential.clone()).collect();
+            n.sort_unstable();
+            n.dedup();
+            n
+        };
         let mut by_credential: HashMap<String, Vec<Snapshot>> = HashMap::new();
         for s in snapshots {
             by_credential
@@ -520,9 +538,18 @@ impl Evidence {
                     .push(c);
             }
         }
-        for list in by_place.values_mut().chain(drift.values_mut()) {
+        for list in drift.values_mut() {
             list.sort_by_key(|c| (c.time, c.uid));
         }
+        let known: std::collections::HashSet<&str> = known_apps
+            .iter()
+            .flat_map(|(a, c)| [a.as_str(), c.as_str()])
+            .chain(snapshots_names.iter().map(String::as_str))
+            .collect();
+        let by_place: HashMap<(String, String), TenantChanges> = by_place
+            .into_iter()
+            .map(|(k, v)| (k, TenantChanges::build(v, &known)))
+            .collect();
         let mut by_vendor: HashMap<String, Vec<Incident>> = HashMap::new();
         for i in incidents.into_values() {
             by_vendor.entry(i.vendor.clone()).or_default().push(i);
@@ -542,6 +569,125 @@ impl Evidence {
             known_apps,
         }
     }
+}
+
+/// A tenant's vendor changes, and which of them a group needs to look at: those naming it
+/// (its credential, app, endpoint), and those naming nobody known that could still be a cause
+/// (a revocation, an access change, a hook change). A group never scans the whole tenant's
+/// history, so the cost per group does not grow with how busy the audit log is.
+#[derive(Default)]
+pub struct TenantChanges {
+    /// Oldest first.
+    pub all: Vec<Change>,
+    naming: HashMap<String, Vec<u32>>,
+    unnamed: Vec<u32>,
+}
+
+impl TenantChanges {
+    /// `known`: every app and credential name.
+    fn build(mut all: Vec<Change>, known: &std::collections::HashSet<&str>) -> TenantChanges {
+        all.sort_by_key(|c| (c.time, c.uid));
+        let mut naming: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut unnamed = Vec::new();
+        for (i, c) in all.iter().enumerate() {
+            let i = i as u32;
+            let mut named: Vec<&str> = Vec::new();
+            if let Some(cred) = &c.credential {
+                named.push(cred);
+            } else {
+                named.extend(c.target.as_deref());
+                for w in words(c.target.as_deref()).chain(words(c.details.as_deref())) {
+                    if known.contains(w) || about_hooks(c) {
+                        named.push(w);
+                    }
+                }
+            }
+            named.sort_unstable();
+            named.dedup();
+            let knows_someone = named.iter().any(|w| known.contains(w)) || c.credential.is_some();
+            for w in named {
+                naming.entry(w.to_string()).or_default().push(i);
+            }
+            if !knows_someone && (revoking(&c.action) || about_access(c) || about_hooks(c)) {
+                unnamed.push(i);
+            }
+        }
+        TenantChanges {
+            all,
+            naming,
+            unnamed,
+        }
+    }
+
+    /// The changes between `since` and `until` that name one of `names` or nobody known,
+    /// newest first.
+    pub fn about(&self, names: &[&str], since: i64, until: i64) -> Vec<&Change> {
+        let window = |ids: &[u32]| -> Vec<u32> {
+            let lo = ids.partition_point(|i| self.all[*i as usize].time < since);
+            let hi = ids.partition_point(|i| self.all[*i as usize].time <= until);
+            ids[lo..hi.max(lo)].to_vec()
+        };
+        let mut ids = window(&self.unnamed);
+        for n in names {
+            if let Some(list) = self.naming.get(*n) {
+                ids.extend(window(list));
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        ids.into_iter().map(|i| &self.all[i as usize]).collect()
+    }
+}
+
+fn words(text: Option<&str>) -> impl Iterator<Item = &str> {
+    text.unwrap_or("")
+        .split(|c: char| c.is_whitespace() || "=,;\"'()[]".contains(c))
+        .filter(|w| !w.is_empty())
+}
+
+/// A change that can take a credential away.
+pub fn revoking(action: &str) -> bool {
+    let a = action.to_ascii_lowercase();
+    [
+        "revoke",
+        "rotate",
+        "secret",
+        "delete",
+        "deactivate",
+        "suspend",
+        "destroy",
+        "regenerate",
+    ]
+    .iter()
+    .any(|w| a.contains(w))
+}
+
+/// A change to who may do what.
+pub fn about_access(c: &Change) -> bool {
+    let text = format!(
+        "{} {}",
+        c.action.to_ascii_lowercase(),
+        c.target_type.as_deref().unwrap_or("").to_ascii_lowercase()
+    );
+    [
+        "role",
+        "permission",
+        "policy",
+        "scope",
+        "grant",
+        "privilege",
+        "consent",
+        "team",
+        "member",
+        "access",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
+/// A change to a webhook.
+pub fn about_hooks(c: &Change) -> bool {
+    c.action.to_ascii_lowercase().contains("hook")
 }
 
 /// A privilege without its kind: `scp:gl:journal:write` → `gl:journal:write`.

@@ -57,7 +57,11 @@ impl<'a> Group<'a> {
             [&d.error_code, &d.auth_error, &d.error_message]
                 .into_iter()
                 .flatten()
-                .any(|s| s.to_ascii_lowercase().contains(word))
+                .any(|s| {
+                    s.as_bytes()
+                        .windows(word.len())
+                        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+                })
         })
     }
 
