@@ -580,7 +580,12 @@ pub struct TenantChanges {
     /// Oldest first.
     pub all: Vec<Change>,
     naming: HashMap<String, Vec<u32>>,
-    unnamed: Vec<u32>,
+    /// Naming nobody known, by what they could cause. Of revocations and access changes only
+    /// the newest in a window can be the cause (they all score alike), so a group reads one
+    /// of each, however busy the tenant's audit log.
+    unnamed_revoking: Vec<u32>,
+    unnamed_access: Vec<u32>,
+    unnamed_hooks: Vec<u32>,
 }
 
 impl TenantChanges {
@@ -588,7 +593,8 @@ impl TenantChanges {
     fn build(mut all: Vec<Change>, known: &std::collections::HashSet<&str>) -> TenantChanges {
         all.sort_by_key(|c| (c.time, c.uid));
         let mut naming: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut unnamed = Vec::new();
+        let (mut unnamed_revoking, mut unnamed_access, mut unnamed_hooks) =
+            (Vec::new(), Vec::new(), Vec::new());
         for (i, c) in all.iter().enumerate() {
             let i = i as u32;
             let mut named: Vec<&str> = Vec::new();
@@ -608,14 +614,24 @@ impl TenantChanges {
             for w in named {
                 naming.entry(w.to_string()).or_default().push(i);
             }
-            if !knows_someone && (revoking(&c.action) || about_access(c) || about_hooks(c)) {
-                unnamed.push(i);
+            if !knows_someone {
+                for (list, yes) in [
+                    (&mut unnamed_revoking, revoking(&c.action)),
+                    (&mut unnamed_access, about_access(c)),
+                    (&mut unnamed_hooks, about_hooks(c)),
+                ] {
+                    if yes {
+                        list.push(i);
+                    }
+                }
             }
         }
         TenantChanges {
             all,
             naming,
-            unnamed,
+            unnamed_revoking,
+            unnamed_access,
+            unnamed_hooks,
         }
     }
 
@@ -627,7 +643,9 @@ impl TenantChanges {
             let hi = ids.partition_point(|i| self.all[*i as usize].time <= until);
             ids[lo..hi.max(lo)].to_vec()
         };
-        let mut ids = window(&self.unnamed);
+        let mut ids = window(&self.unnamed_hooks);
+        ids.extend(window(&self.unnamed_revoking).last());
+        ids.extend(window(&self.unnamed_access).last());
         for n in names {
             if let Some(list) = self.naming.get(*n) {
                 ids.extend(window(list));

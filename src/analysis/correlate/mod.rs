@@ -199,18 +199,25 @@ impl Correlator {
         let evidence = evidence.index();
         let groups = groups::split(&evidence, &settings);
         let mut findings = Vec::new();
+        // Failures that pause and resume with the same cause (a POST refused every few hours
+        // for a week) are one finding, not one per burst of activity. Each group is explained
+        // once; only a run of joined groups is explained again, as a whole.
+        let mut explained = groups
+            .iter()
+            .map(|g| causes::explain(g, &evidence, &settings));
+        let mut next = explained.next();
         let mut i = 0;
-        while i < groups.len() {
-            // Failures that pause and resume with the same cause (a POST refused every few
-            // hours for a week) are one finding, not one per burst of activity.
-            let first = causes::explain(&groups[i], &evidence, &settings);
+        while let Some(first) = next.take() {
             let mut j = i + 1;
-            while j < groups.len() && groups[j].key == groups[i].key {
-                let next = causes::explain(&groups[j], &evidence, &settings);
-                if (next.finding_type, next.cause) != (first.finding_type, first.cause) {
+            next = explained.next();
+            while let Some(f) = &next {
+                if groups[j].key != groups[i].key
+                    || (f.finding_type, f.cause) != (first.finding_type, first.cause)
+                {
                     break;
                 }
                 j += 1;
+                next = explained.next();
             }
             if j == i + 1 {
                 findings.push(first);
