@@ -2,7 +2,7 @@
 //! engine as the export's findings, run again over what the bucket holds, so it also works
 //! where scopetrail does not run (a laptop with read access to the bucket).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -17,6 +17,7 @@ use crate::model::{Dataset, Record};
 use crate::output::athena::Location;
 use crate::output::derive::finding_uid;
 use crate::output::read::read_exported;
+use crate::report::timeline::{self, About, Kind, at_s};
 use crate::store::SharedStore;
 
 /// What to explain.
@@ -64,7 +65,8 @@ pub async fn open(config: Option<&Config>, from: Option<&str>) -> Result<(Shared
                 );
             }
             StoreSpec::Local {
-                path: path.to_path_buf(),
+                // Absolute, so the report names the store as the export's page does.
+                path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             }
         }
         (None, Some(c)) => c.store.clone(),
@@ -103,7 +105,7 @@ pub async fn explain(
 ) -> Result<(String, usize)> {
     let lookback = i64::try_from(settings.change_lookback.as_millis())?;
     let evidence_since = options.since_ms.map(|s| s.saturating_sub(lookback));
-    let records = read_exported(store.as_ref(), READ, evidence_since, scratch)
+    let records = read_exported(store.as_ref(), READ, evidence_since, None, scratch)
         .await
         .with_context(|| format!("reading the exported data at {location}"))?;
     let settings = settings.clone();
@@ -278,142 +280,27 @@ fn head(out: &mut String, n: usize, f: &Finding, uid: &str) {
     }
 }
 
-/// Failures listed in a timeline before the middle ones are elided.
-const SHOWN_FAILURES: usize = 20;
-
 fn one(out: &mut String, f: &Finding, records: &[Record], uid: &str, lookback: i64) {
     head(out, 1, f, uid);
-    let by_uid: HashMap<Uuid, &Record> = records.iter().map(|r| (r.head().event_uid, r)).collect();
-    let related: std::collections::HashSet<Uuid> = f.related.iter().map(|r| r.uid).collect();
-    // The finding's failures, its cause, and what else was around: the credential's
-    // snapshots, the tenant's changes, the vendor's incidents.
-    let from = f.first_ms - lookback;
-    let to = f.last_ms + lookback;
-    let mut lines: Vec<(i64, String)> = Vec::new();
-    let cause = f.cause.map(|c| c.uid);
-    let mark = |r: &Record| {
-        if Some(r.head().event_uid) == cause {
+    let related: Vec<Uuid> = f.related.iter().map(|r| r.uid).collect();
+    let about = About {
+        vendor: &f.vendor,
+        tenant: &f.tenant,
+        credential: f.credential.as_deref(),
+        first_ms: f.first_ms,
+        last_ms: f.last_ms,
+        related: &related,
+        cause: f.cause.map(|c| c.uid),
+    };
+    let _ = writeln!(out, "\n   Timeline");
+    for e in timeline::timeline(&about, &timeline::Context::new(records), lookback, true) {
+        let mark = if e.kind == Kind::Cause {
             "  <= cause"
         } else {
             ""
-        }
-    };
-    let n = f.related.len();
-    for (i, rel) in f.related.iter().enumerate() {
-        if n > SHOWN_FAILURES + 5 && i == SHOWN_FAILURES {
-            lines.push((
-                by_uid
-                    .get(&f.related[i].uid)
-                    .map_or(f.first_ms, |r| r.head().time),
-                format!("... {} more failures ...", n - SHOWN_FAILURES - 5),
-            ));
-        }
-        if n > SHOWN_FAILURES + 5 && i >= SHOWN_FAILURES && i < n - 5 {
-            continue;
-        }
-        if let Some(r) = by_uid.get(&rel.uid) {
-            lines.push((r.head().time, format!("{}{}", describe(r), mark(r))));
-        }
-    }
-    for r in records {
-        let h = r.head();
-        if Some(h.event_uid) == cause && !related.contains(&h.event_uid) {
-            lines.push((h.time, format!("{}{}", describe(r), mark(r))));
-            continue;
-        }
-        if related.contains(&h.event_uid) || h.time < from || h.time > to {
-            continue;
-        }
-        let around = match r {
-            Record::TokenSnapshots(_) => h.credential.is_some() && h.credential == f.credential,
-            Record::Changes(_) => {
-                (h.vendor == f.vendor && h.tenant == f.tenant && h.time <= f.last_ms)
-                    || (h.credential.is_some() && h.credential == f.credential)
-            }
-            Record::Incidents(_) => h.vendor == f.vendor,
-            _ => false,
         };
-        if around {
-            lines.push((h.time, describe(r)));
-        }
+        let _ = writeln!(out, "   {}  {}{mark}", at_s(e.time), e.line());
     }
-    lines.sort_by_key(|(t, _)| *t);
-    let _ = writeln!(out, "\n   Timeline");
-    for (t, line) in lines {
-        let _ = writeln!(out, "   {}  {line}", at_s(t));
-    }
-}
-
-fn describe(r: &Record) -> String {
-    let o = |v: &Option<String>| v.clone().unwrap_or_default();
-    match r {
-        Record::Denials(d) => format!(
-            "denial    {} {} {} {}{}",
-            d.http_status.map(|s| s.to_string()).unwrap_or_default(),
-            d.error_code
-                .clone()
-                .or_else(|| d.auth_error.clone())
-                .unwrap_or_default(),
-            o(&d.http_method),
-            o(&d.api_operation),
-            d.request_id
-                .as_deref()
-                .map(|i| format!(" ({i})"))
-                .unwrap_or_default()
-        ),
-        Record::WebhookFailures(w) => format!(
-            "webhook   {} {} {} {}",
-            o(&w.error_type),
-            w.http_status.map(|s| s.to_string()).unwrap_or_default(),
-            o(&w.webhook_event),
-            o(&w.url)
-        ),
-        Record::RateLimitBursts(b) => format!(
-            "burst     {} 429s, {} 503s on {} until {}",
-            b.count.unwrap_or(0),
-            b.interleaved_503.unwrap_or(0),
-            o(&b.api_operation),
-            b.end_time_dt.map(at_s).unwrap_or_default()
-        ),
-        Record::TokenSnapshots(s) => format!(
-            "snapshot  {} ({}) {}: {}{}",
-            o(&s.head.credential),
-            s.head.environment,
-            o(&s.status),
-            s.privileges
-                .as_ref()
-                .map_or("privileges unknown".into(), |p| p.join(" ")),
-            if s.privileges_removed.is_empty() {
-                String::new()
-            } else {
-                format!("; removed {}", s.privileges_removed.join(" "))
-            }
-        ),
-        Record::Changes(c) => format!(
-            "change    {} by {} on {}{}",
-            o(&c.action),
-            c.actor_user.as_deref().unwrap_or(&c.head.source),
-            o(&c.target),
-            c.details
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
-        ),
-        Record::Incidents(i) => format!(
-            "incident  {} [{}] {} {}",
-            o(&i.name),
-            o(&i.status),
-            i.components.join(", "),
-            o(&i.url)
-        ),
-        other => other.dataset().name().to_string(),
-    }
-}
-
-fn at_s(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -23,6 +23,8 @@ pub const ALL: &[&str] = &[
     "export.after_plan",
     // One object of an export is written.
     "export.after_object",
+    // The window's report is written; the export manifest is not.
+    "export.after_report",
     // The export manifest is written; the window marker is not.
     "export.after_manifest",
     // The window marker is written; the job's pointer has not moved.

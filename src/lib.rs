@@ -19,6 +19,7 @@ pub mod output;
 pub mod pipeline;
 pub mod privacy;
 pub mod probes;
+pub mod report;
 pub mod retention;
 pub mod schedule;
 pub mod signals;

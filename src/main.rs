@@ -77,6 +77,12 @@ enum Command {
         after_help = "It reads what exports wrote (the configuration's store, or --from) and runs the same correlation as the export's `findings`: failures are grouped by credential, error class and operation, and each group's candidate causes (scope drift, environment mismatch, audience, identity, expiry, clock skew, revocation, admin changes, rate limits, vendor incidents, a failing webhook receiver) are ranked from the snapshots, changes, incidents and request counts around it.\n\nExamples:\n  scopetrail explain --config demo/scopetrail.toml\n  scopetrail explain --from /var/lib/scopetrail/out --since 7d\n  scopetrail explain --from s3://siem-evidence/scopetrail --since 2026-03-05\n  scopetrail explain --config demo/scopetrail.toml --finding 3f2a9c1e\n\nFor --from s3://, the AWS credential chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...) applies; with a configuration whose store is S3, its endpoint and addressing are used.\n\nExit codes: 0 report printed, 1 the data could not be read, 75 the store is unreachable, 78 bad arguments or configuration."
     )]
     Explain(ExplainArgs),
+    /// Rebuild the HTML report of an exported window (the page each export writes to
+    /// reports/<job>/<window>.html) from the exported data, into a local file.
+    #[command(
+        after_help = "The page is self-contained (no script, font or image from elsewhere; a Content-Security-Policy that forbids them): the window's findings, most important first, each with its explanation, evidence, timeline and fix; drift warnings; sources that were late, failing or skipped malformed input; per vendor, denials, webhook failures and 429s over the window with drifts, admin changes and incidents marked; the top failing operations and credentials. A rebuild reads the rows exported since, so it can know more than the page the export wrote.\n\nExamples:\n  scopetrail report --config demo/scopetrail.toml\n  scopetrail report --from /var/lib/scopetrail/out --job weekly --window 2026-03-05\n  scopetrail report --from s3://siem-evidence/scopetrail --window 20260302T000000Z_20260309T000000Z --out week.html\n\nExit codes: 0 written, 1 the data could not be read, 75 the store is unreachable, 78 bad arguments or configuration."
+    )]
+    Report(ReportArgs),
     /// Check the configuration and report every problem with file, line and column.
     #[command(
         after_help = "With --connect it also reaches the store: on S3 it lists the prefix, writes, reads and deletes a probe object under _state/, records whether the server honours conditional writes (If-None-Match, If-Match), and checks that v1/ is writable without writing there. A denial names the missing permission.\n\nExit codes: 0 valid (warnings may be printed), 75 store unreachable (try again later), 78 invalid or a permission is missing."
@@ -129,6 +135,30 @@ struct ExplainArgs {
     /// One finding, by its id or the first characters of it, with its timeline.
     #[arg(long, value_name = "ID")]
     finding: Option<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The main configuration file, for its store and [correlation] lookback [default:
+    /// ./scopetrail.toml if present; not needed with --from].
+    #[arg(long, short, env = "SCOPETRAIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Exported data to read: a folder (a local store's path) or s3://BUCKET/PREFIX
+    /// [default: the configuration's store].
+    #[arg(long, value_name = "PATH_OR_S3_URL")]
+    from: Option<String>,
+    /// The job whose window it is [default: the only job that exported there].
+    #[arg(long, value_name = "NAME")]
+    job: Option<String>,
+    /// A window's name (20260302T000000Z_20260309T000000Z), a day inside an exported window
+    /// (2026-03-05), or a range of days (2026-03-02..2026-03-09) [default: the newest
+    /// exported window].
+    #[arg(long, value_name = "WINDOW")]
+    window: Option<String>,
+    /// Where to write the page; - for standard output [default:
+    /// ./<job>-<window>.html].
+    #[arg(long, short, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -188,6 +218,7 @@ fn main() -> ExitCode {
         Command::Daemon { config, grace } => daemon(&config, grace),
         Command::Validate(args) => validate(&args),
         Command::Explain(args) => explain(&args),
+        Command::Report(args) => report(&args),
         Command::Snapshot { config, credential } => snapshot(&config, credential),
         Command::Schema {
             dataset,
@@ -350,17 +381,9 @@ fn daemon(arg: &ConfigArg, grace: std::time::Duration) -> u8 {
 }
 
 fn explain(args: &ExplainArgs) -> u8 {
-    // A configuration is optional with --from; without --from one is needed for its store.
-    let path = args.config.clone().or_else(|| {
-        let local = Path::new("scopetrail.toml");
-        (args.from.is_none() || local.exists()).then(|| config_path(&ConfigArg { config: None }))
-    });
-    let config = match &path {
-        Some(p) => match load(p, false) {
-            Ok(c) => Some(c),
-            Err(code) => return code,
-        },
-        None => None,
+    let config = match optional_config(&args.config, args.from.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let now = config
         .as_ref()
@@ -405,6 +428,72 @@ fn explain(args: &ExplainArgs) -> u8 {
         Err(e) => {
             eprintln!("scopetrail: explain: {e:#}");
             error_code(&e)
+        }
+    }
+}
+
+/// The configuration `explain` and `report` read: optional with --from, needed without.
+fn optional_config(config: &Option<PathBuf>, from: Option<&str>) -> Result<Option<Config>, u8> {
+    let path = config.clone().or_else(|| {
+        let local = Path::new("scopetrail.toml");
+        (from.is_none() || local.exists()).then(|| config_path(&ConfigArg { config: None }))
+    });
+    match &path {
+        Some(p) => load(p, false).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn report(args: &ReportArgs) -> u8 {
+    let config = match optional_config(&args.config, args.from.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let lookback = config
+        .as_ref()
+        .map(|c| c.correlation.clone())
+        .unwrap_or_default()
+        .change_lookback;
+    let lookback = i64::try_from(lookback.as_millis()).unwrap_or(i64::MAX);
+    let choice = scopetrail::report::Choice {
+        job: args.job.as_deref(),
+        window: args.window.as_deref(),
+    };
+    let work = async {
+        // The page names the store as the export's page does: by its location.
+        let (store, _) = scopetrail::explain::open(config.as_ref(), args.from.as_deref()).await?;
+        let scratch = tempfile::tempdir()?;
+        let location = store.location();
+        scopetrail::report::rebuild(store.as_ref(), &location, &choice, lookback, scratch.path())
+            .await
+    };
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(work),
+        Err(e) => Err(e.into()),
+    };
+    let (window, page) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("scopetrail: report: {e:#}");
+            return error_code(&e);
+        }
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(scopetrail::report::file_name(&window)));
+    if out.as_os_str() == "-" {
+        print!("{page}");
+        return exit::OK;
+    }
+    match std::fs::write(&out, page) {
+        Ok(()) => {
+            println!("{}", out.display());
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("scopetrail: report: writing {}: {e}", out.display());
+            exit::CONFIG
         }
     }
 }

@@ -690,7 +690,21 @@ impl<'a> Runner<'a> {
             .map(|s| s.cadence.initial_lookback)
             .max()
             .unwrap_or(self.config.defaults.initial_lookback);
+        let run_failures: Vec<crate::report::SourceFailure> = self
+            .report
+            .sources
+            .iter()
+            .filter_map(|s| match &s.outcome {
+                SourceOutcome::Failed { error, .. } => Some(crate::report::SourceFailure {
+                    source: s.name.clone(),
+                    at_ms: self.now.timestamp_millis(),
+                    error: error.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
         let exporter = Exporter {
+            run_failures: &run_failures,
             data: &self.data,
             staging: &self.staging,
             scratch: self.scratch.path(),

@@ -169,6 +169,7 @@ pub fn render(report: &RunReport) -> String {
                 );
             }
             let _ = writeln!(out, "    manifest {}", export.manifest_key);
+            let _ = writeln!(out, "    report   {}", export.report_at);
         }
         if let Some(busy) = &job.skipped {
             let _ = writeln!(

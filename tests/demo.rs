@@ -8,25 +8,6 @@ use std::path::Path;
 
 use common::*;
 
-/// Copies demo/ (config, job, logs) to a temporary folder so the test leaves the tree alone.
-fn demo_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
-    for entry in walkdir::WalkDir::new(&demo).into_iter().flatten() {
-        let rel = entry.path().strip_prefix(&demo).expect("under demo");
-        if rel.starts_with("out") {
-            continue;
-        }
-        let target = dir.path().join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-    dir
-}
-
 /// The truth, computed from the sample logs without scopetrail's reader: request ids of the
 /// 401/403 lines of the week before the demo's pinned clock, per UTC day.
 fn denials_in_sample(logs: &Path) -> BTreeMap<String, String> {

@@ -406,9 +406,25 @@ fn a_broken_source_does_not_stop_the_export_and_exits_1() {
 }
 
 /// Exported files' bytes by key.
+/// Every exported object, and the reports (which name the store, a temporary folder of each
+/// scenario): a replay writes the same page too.
 fn exported_bytes(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let reports = walkdir::WalkDir::new(out.join("reports"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| {
+            let key = e.path().strip_prefix(out).expect("under out");
+            let page = std::fs::read_to_string(e.path()).expect("read");
+            (
+                key.to_string_lossy().to_string(),
+                page.replace(&out.display().to_string(), "<store>")
+                    .into_bytes(),
+            )
+        });
     exported_files(out)
         .into_iter()
         .map(|(k, (b, _))| (k, b))
+        .chain(reports)
         .collect()
 }

@@ -602,6 +602,49 @@ mod store {
 }
 
 #[test]
+fn the_report_is_written_to_the_bucket_as_a_page_and_rebuilt_from_it() {
+    let s = S3Setup::new("");
+    s.setup.append("a.log", &denials(120));
+    let done = s.run(NOW);
+    done.assert_code(0);
+    let key = format!("{PREFIX}/reports/weekly/20260302T000000Z_20260309T000000Z.html");
+    done.says(&format!("report   s3://{}/{key}", s.server.bucket));
+    let object = s
+        .server
+        .block_on(
+            s.server
+                .client()
+                .get_object()
+                .bucket(&s.server.bucket)
+                .key(&key)
+                .send(),
+        )
+        .expect("the report is in the bucket");
+    assert_eq!(object.content_type(), Some("text/html; charset=utf-8"));
+    let page = s
+        .server
+        .block_on(object.body.collect())
+        .expect("body")
+        .into_bytes();
+    let page = String::from_utf8(page.to_vec()).expect("UTF-8");
+    assert!(
+        page.contains("insufficient_scope"),
+        "the finding is on the page"
+    );
+    let url = format!("s3://{}/{PREFIX}", s.server.bucket);
+    let rebuilt = Run::of(
+        s.command(&["report", "--from", &url, "--out", "-"])
+            .output()
+            .expect("report runs"),
+    );
+    rebuilt.assert_code(0);
+    assert_eq!(
+        rebuilt.stdout, page,
+        "rebuilt from the bucket: the same page"
+    );
+}
+
+#[test]
 fn explain_reads_the_findings_evidence_back_from_the_bucket() {
     let s = S3Setup::new("");
     s.setup.append("a.log", &denials(120));

@@ -24,6 +24,7 @@ use crate::config::Job;
 use crate::error::{Interrupted, Temporary};
 use crate::lease::{Busy, Lease};
 use crate::model::{Dataset, Record, rfc3339_ms};
+use crate::report;
 use crate::staging::{Merge, Partition, Staging};
 use crate::store::keys;
 use crate::store::{Body, Metadata, PutOutcome, ReplaceOutcome, SharedStore};
@@ -43,6 +44,8 @@ pub struct Exporter<'a> {
     pub correlation: &'a crate::analysis::correlate::Settings,
     /// How long what an export emitted is remembered (with the staging it came from).
     pub retention: chrono::Duration,
+    /// This run's failed collections, for the report (the run's record is written after).
+    pub run_failures: &'a [report::SourceFailure],
 }
 
 /// One source of a job, as the exporter sees it.
@@ -56,6 +59,10 @@ pub struct JobSource {
 pub struct ExportReport {
     pub manifest: Manifest,
     pub manifest_key: String,
+    /// The window's report (`reports/<job>/<window>.html`).
+    pub report_key: String,
+    /// Where a person opens it: a file path, or an `s3://` URL.
+    pub report_at: String,
     /// Objects this run wrote (the rest were already there: a replay).
     pub written: usize,
     pub replayed: bool,
@@ -537,6 +544,7 @@ impl Exporter<'_> {
         );
 
         let (start, end) = plan.window();
+        let report_key = self.report(plan, start, end).await?;
         let manifest = Manifest {
             format: 1,
             job: plan.job.clone(),
@@ -549,6 +557,7 @@ impl Exporter<'_> {
             malformed: plan.malformed.clone(),
             rows: objects.iter().map(|o| o.rows).sum(),
             objects,
+            report: Some(report_key.clone()),
         };
         let manifest_key = keys::manifest_key(&plan.job, plan.export);
         self.put_json(&manifest_key, &manifest).await?;
@@ -569,9 +578,52 @@ impl Exporter<'_> {
         Ok(ExportReport {
             manifest,
             manifest_key,
+            report_at: format!(
+                "{}/{report_key}",
+                self.data.location().trim_end_matches('/')
+            ),
+            report_key,
             written,
             replayed: false,
         })
+    }
+
+    /// The window's page for people, from what this and earlier exports wrote.
+    async fn report(
+        &self,
+        plan: &Plan,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<String> {
+        let key = report::key(&plan.job, start, end);
+        let window = report::Window {
+            job: Some(plan.job.clone()),
+            start_ms: start.timestamp_millis(),
+            end_ms: end.timestamp_millis(),
+            export: Some(report::ExportInfo {
+                export: plan.export,
+                complete: plan.complete,
+                late_sources: plan.late_sources.clone(),
+                malformed: plan.malformed.clone(),
+            }),
+        };
+        let lookback =
+            i64::try_from(self.correlation.change_lookback.as_millis()).unwrap_or(i64::MAX);
+        let page = report::build(
+            self.data.as_ref(),
+            &self.data.location(),
+            window,
+            lookback,
+            self.run_failures,
+            self.scratch,
+        )
+        .await
+        .with_context(|| format!("building the report {key}"))?;
+        report::write(self.data.as_ref(), &key, &page)
+            .await
+            .with_context(|| format!("writing the report {key}"))?;
+        crate::failpoint::hit("export.after_report");
+        Ok(key)
     }
 
     /// True if this call created the object; false if a rerun found it already there.

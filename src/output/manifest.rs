@@ -37,6 +37,9 @@ pub struct Manifest {
     pub malformed: BTreeMap<String, Malformed>,
     pub rows: u64,
     pub objects: Vec<ManifestObject>,
+    /// The window's report for people (not data: SIEMs do not ingest it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 /// `v1/_windows/<job>/<start>_<end>.json`: the window is covered; written after everything

@@ -365,8 +365,20 @@ impl Latest {
 
 /// Whether an exported object is to be read: a `.csv.gz` outside `_` folders, of a day not
 /// entirely before `since_day`.
-fn wanted(key: &str, since_day: Option<&str>) -> bool {
+fn wanted(key: &str, since_day: Option<&str>, job: Option<(Dataset, &str)>) -> bool {
+    // `<dataset>-<job>-e<export>.csv.gz`: a job named `weekly` is not `weekly-eu`.
+    let of_job = |(dataset, job): (Dataset, &str)| {
+        key.rsplit('/')
+            .next()
+            .and_then(|name| name.strip_prefix(dataset.name()))
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.strip_prefix(job))
+            .and_then(|rest| rest.strip_prefix("-e"))
+            .and_then(|rest| rest.strip_suffix(".csv.gz"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     key.ends_with(".csv.gz")
+        && job.is_none_or(of_job)
         && key.split('/').all(|segment| {
             !segment.starts_with('_')
                 && match (segment.strip_prefix("dt="), since_day) {
@@ -379,11 +391,13 @@ fn wanted(key: &str, since_day: Option<&str>) -> bool {
 /// The exported rows of `datasets` in a store (keys relative to the store's own prefix, as
 /// the export wrote them), one per `event_uid` (the highest revision where the dataset has
 /// one), with `time >= since_ms`. Objects of days entirely before `since_ms`'s day are not
-/// read. S3 objects are downloaded to `scratch` one at a time and deleted once read.
+/// read. With `job`, only the objects that job's exports wrote. S3 objects are downloaded to
+/// `scratch` one at a time and deleted once read.
 pub async fn read_exported(
     store: &dyn ObjectStore,
     datasets: &[Dataset],
     since_ms: Option<i64>,
+    job: Option<&str>,
     scratch: &Path,
 ) -> Result<Vec<Record>> {
     let since_day = since_ms.map(utc_day);
@@ -400,7 +414,7 @@ pub async fn read_exported(
             .await
             .with_context(|| format!("listing {prefix} in {}", store.location()))?;
         for key in keys {
-            if !wanted(&key, since_day.as_deref()) {
+            if !wanted(&key, since_day.as_deref(), job.map(|j| (dataset, j))) {
                 continue;
             }
             let Some(copy) = store
@@ -853,12 +867,32 @@ mod tests {
             ("v1/denials/vendor=a/tenant=b/dt=2026-03-06/x.csv", false),
             ("v1/denials/vendor=a/tenant=b/dt=2026-03-06/x.json", false),
         ] {
-            assert_eq!(wanted(key, since), want, "{key}");
+            assert_eq!(wanted(key, since, None), want, "{key}");
         }
         assert!(wanted(
             "v1/denials/vendor=a/tenant=b/dt=2026-03-04/denials-j-e000001.csv.gz",
+            None,
             None
         ));
+        // One job's objects: not another's whose name starts alike.
+        for (key, want) in [
+            (
+                "v1/denials/dt=2026-03-06/denials-weekly-e000001.csv.gz",
+                true,
+            ),
+            (
+                "v1/denials/dt=2026-03-06/denials-weekly-eu-e000001.csv.gz",
+                false,
+            ),
+            (
+                "v1/denials/dt=2026-03-06/denials-daily-e000001.csv.gz",
+                false,
+            ),
+            ("v1/denials/dt=2026-03-06/denials-weekly-e.csv.gz", false),
+        ] {
+            let job = Some((Dataset::Denials, "weekly"));
+            assert_eq!(wanted(key, None, job), want, "{key}");
+        }
     }
 
     fn gzip_csv(dataset: Dataset, rows: &[Record]) -> Result<Vec<u8>> {
@@ -1044,7 +1078,7 @@ mod tests {
             Dataset::Findings,
             Dataset::Denials,
         ];
-        let mut got = read_exported(&store, &asked, Some(since), scratch.path()).await?;
+        let mut got = read_exported(&store, &asked, Some(since), None, scratch.path()).await?;
         got.sort_by_key(|r| (r.dataset(), r.head().event_uid));
         let mut want = vec![
             denial(1, later),
@@ -1057,18 +1091,24 @@ mod tests {
         assert_eq!(got, want);
 
         // Without `since` the earlier day is read, and its error names the object.
-        let err = read_exported(&store, &[Dataset::Denials], None, scratch.path())
+        let err = read_exported(&store, &[Dataset::Denials], None, None, scratch.path())
             .await
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with(&format!("{before}: reading: ")), "{err}");
-        let bursts =
-            read_exported(&store, &[Dataset::RateLimitBursts], None, scratch.path()).await?;
+        let bursts = read_exported(
+            &store,
+            &[Dataset::RateLimitBursts],
+            None,
+            None,
+            scratch.path(),
+        )
+        .await?;
         assert_eq!(bursts.len(), 3);
         assert!(bursts.contains(&burst(3, since - 1, Some(2))));
         assert!(
-            read_exported(&store, &[], None, scratch.path())
+            read_exported(&store, &[], None, None, scratch.path())
                 .await?
                 .is_empty()
         );

@@ -43,6 +43,17 @@ impl Run {
         self
     }
 
+    /// Stderr says `text`.
+    pub fn complains(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "expected {text:?} in stderr\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code, code,
@@ -353,4 +364,23 @@ pub fn call(ts: &str, status: u16, rid: &str) -> String {
         "www_authenticate": if status == 403 { "Bearer error=\"insufficient_scope\", scope=\"orders:write\"" } else { "" },
     })
     .to_string()
+}
+
+/// Copies demo/ (config, job, logs) to a temporary folder so the test leaves the tree alone.
+pub fn demo_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    for entry in walkdir::WalkDir::new(&demo).into_iter().flatten() {
+        let rel = entry.path().strip_prefix(&demo).expect("under demo");
+        if rel.starts_with("out") {
+            continue;
+        }
+        let target = dir.path().join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+    dir
 }
