@@ -338,6 +338,11 @@ fn revision(record: &Record) -> Option<i64> {
     }
 }
 
+/// What `for_each_exported` hands each row to, one object at a time on a blocking thread.
+pub trait Sink: Send + 'static {
+    fn add(&mut self, record: Record);
+}
+
 /// One row per (dataset, `event_uid`): the highest revision, or the first seen.
 #[derive(Default)]
 struct Latest {
@@ -345,8 +350,8 @@ struct Latest {
     at: FxHashMap<(Dataset, Uuid), usize>,
 }
 
-impl Latest {
-    fn push(&mut self, record: Record) {
+impl Sink for Latest {
+    fn add(&mut self, record: Record) {
         match self.at.entry((record.dataset(), record.head().event_uid)) {
             Entry::Vacant(e) => {
                 e.insert(self.rows.len());
@@ -400,8 +405,30 @@ pub async fn read_exported(
     job: Option<&str>,
     scratch: &Path,
 ) -> Result<Vec<Record>> {
+    let latest =
+        for_each_exported(store, datasets, since_ms, job, scratch, Latest::default()).await?;
+    let mut rows = latest.rows;
+    // After the dedup: a later revision moved before `since_ms` takes the row out.
+    if let Some(since) = since_ms {
+        rows.retain(|r| r.head().time >= since);
+    }
+    Ok(rows)
+}
+
+/// Every row of the exported objects of `datasets`, dataset after dataset in the order given,
+/// to `sink`, without keeping them: for readers whose memory must not grow with the data.
+/// Rows are as written: revisions are not deduplicated, and objects of days entirely before
+/// `since_ms`'s day are skipped but the rows of the objects read are not filtered by time.
+pub async fn for_each_exported<S: Sink>(
+    store: &dyn ObjectStore,
+    datasets: &[Dataset],
+    since_ms: Option<i64>,
+    job: Option<&str>,
+    scratch: &Path,
+    sink: S,
+) -> Result<S> {
     let since_day = since_ms.map(utc_day);
-    let mut latest = Latest::default();
+    let mut sink = sink;
     let mut done: Vec<Dataset> = Vec::new();
     for &dataset in datasets {
         if done.contains(&dataset) {
@@ -425,24 +452,19 @@ pub async fn read_exported(
                 tracing::warn!(key = %key, "an exported object was listed but is gone");
                 continue;
             };
-            latest = tokio::task::spawn_blocking(move || {
-                let mut latest = latest;
+            sink = tokio::task::spawn_blocking(move || {
+                let mut sink = sink;
                 let file = File::open(copy.path())
                     .with_context(|| format!("{key}: opening {}", copy.path().display()))?;
                 for record in CsvRows::new(MultiGzDecoder::new(file), dataset, &key)? {
-                    latest.push(record?);
+                    sink.add(record?);
                 }
-                anyhow::Ok(latest)
+                anyhow::Ok(sink)
             })
             .await??;
         }
     }
-    let mut rows = latest.rows;
-    // After the dedup: a later revision moved before `since_ms` takes the row out.
-    if let Some(since) = since_ms {
-        rows.retain(|r| r.head().time >= since);
-    }
-    Ok(rows)
+    Ok(sink)
 }
 
 #[cfg(test)]

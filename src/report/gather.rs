@@ -3,13 +3,14 @@
 //! series the charts draw. Everything is ordered by value, never by hash order, so the same
 //! records give the same page byte for byte.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap};
 
+use rustc_hash::FxHashMap;
 use uuid::Uuid;
 
 use super::timeline::{self, About, Context, Entry};
 use super::{SourceFailure, Window};
-use crate::model::{Dataset, Record};
+use crate::model::{Dataset, Finding, Record};
 
 /// Failure series, in the order the charts draw them.
 pub const SERIES: [Series; 3] = [Series::Denials, Series::Webhooks, Series::RateLimited];
@@ -111,6 +112,12 @@ pub struct FindingView {
     pub last_ms: i64,
     pub count: u64,
     pub incident_url: Option<String>,
+    /// Evidence and timeline, for the findings shown whole (the first `SHOWN`).
+    pub detail: Option<Detail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Detail {
     /// What the failures said, most frequent first: ("403 insufficient_scope", 37).
     pub said: Vec<(String, u64)>,
     /// The operations that failed, most frequent first.
@@ -241,6 +248,8 @@ const TOP: usize = 10;
 const TARGET_BUCKETS: i64 = 168;
 const HOUR_MS: i64 = 3_600_000;
 
+/// Feeds `records` to a `Gatherer` in the order `build` reads datasets.
+#[cfg(test)]
 pub fn gather(
     window: Window,
     location: String,
@@ -248,83 +257,411 @@ pub fn gather(
     failures: &[SourceFailure],
     lookback_ms: i64,
 ) -> Report {
-    let span = (window.end_ms - window.start_ms).max(HOUR_MS);
-    let hours = (span + HOUR_MS - 1) / HOUR_MS;
-    let bucket_ms = HOUR_MS * ((hours + TARGET_BUCKETS - 1) / TARGET_BUCKETS).max(1);
-    let buckets = usize::try_from((span + bucket_ms - 1) / bucket_ms).unwrap_or(1);
-    let in_window = |t: i64| t >= window.start_ms && t < window.end_ms;
+    let mut g = Gatherer::new(window, location, failures.to_vec(), lookback_ms);
+    let mut sorted: Vec<&Record> = records.iter().collect();
+    sorted.sort_by_key(|r| READ.iter().position(|d| *d == r.dataset()));
+    for r in sorted {
+        g.add(r.clone());
+    }
+    g.finish()
+}
 
-    let mut totals = Totals::default();
-    let mut lanes: BTreeMap<&str, Lane> = BTreeMap::new();
-    let mut operations: BTreeMap<String, BTreeMap<Series, u64>> = BTreeMap::new();
-    let mut credentials: BTreeMap<String, BTreeMap<Series, u64>> = BTreeMap::new();
-    for r in records {
-        let h = r.head();
-        if let Some((series, n)) = Series::of(r) {
-            if !in_window(h.time) {
-                continue;
-            }
-            match series {
-                Series::Denials => totals.denials += n,
-                Series::Webhooks => totals.webhook_failures += n,
-                Series::RateLimited => {
-                    totals.bursts += 1;
-                    totals.rate_limited += n;
+/// Findings shown whole, with evidence and timeline; the rest get a line each.
+pub const SHOWN: usize = 20;
+/// Failures of a shown finding kept for its timeline: its first ones and its last ones.
+const SAMPLE: usize = 40;
+/// Distinct values counted per finding for "what the failures said" and the like.
+const DISTINCT: usize = 64;
+
+/// Builds the report from exported rows streamed through it (findings first, then their
+/// links, then the evidence, then the failures: the order of `READ`), keeping aggregates and
+/// samples rather than rows, so its memory does not grow with the failures of the window.
+pub struct Gatherer {
+    window: Window,
+    location: String,
+    failures: Vec<SourceFailure>,
+    lookback_ms: i64,
+    bucket_ms: i64,
+    buckets: usize,
+    totals: Totals,
+    lanes: BTreeMap<String, Lane>,
+    operations: BTreeMap<String, BTreeMap<Series, u64>>,
+    credentials: BTreeMap<String, BTreeMap<Series, u64>>,
+    /// Every finding read, at its highest revision.
+    findings: FxHashMap<Uuid, Finding>,
+    /// The window's findings, most important first, once the first non-finding row came.
+    ranked: Option<Vec<Finding>>,
+    /// Shown finding → its index in `samples`.
+    shown: FxHashMap<Uuid, usize>,
+    samples: Vec<Sample>,
+    /// Failure → the shown findings linking it.
+    links: FxHashMap<Uuid, Vec<u32>>,
+    /// Snapshots, changes and incidents in reach of the window.
+    context: Vec<Record>,
+    bursts: FxHashMap<Uuid, Record>,
+}
+
+impl crate::output::read::Sink for Gatherer {
+    fn add(&mut self, record: Record) {
+        Gatherer::add(self, record);
+    }
+}
+
+impl Gatherer {
+    pub fn new(
+        window: Window,
+        location: String,
+        failures: Vec<SourceFailure>,
+        lookback_ms: i64,
+    ) -> Self {
+        let span = (window.end_ms - window.start_ms).max(HOUR_MS);
+        let hours = (span + HOUR_MS - 1) / HOUR_MS;
+        let bucket_ms = HOUR_MS * ((hours + TARGET_BUCKETS - 1) / TARGET_BUCKETS).max(1);
+        let buckets = usize::try_from((span + bucket_ms - 1) / bucket_ms).unwrap_or(1);
+        Gatherer {
+            window,
+            location,
+            failures,
+            lookback_ms,
+            bucket_ms,
+            buckets,
+            totals: Totals::default(),
+            lanes: BTreeMap::new(),
+            operations: BTreeMap::new(),
+            credentials: BTreeMap::new(),
+            findings: FxHashMap::default(),
+            ranked: None,
+            shown: FxHashMap::default(),
+            samples: Vec::new(),
+            links: FxHashMap::default(),
+            context: Vec::new(),
+            bursts: FxHashMap::default(),
+        }
+    }
+
+    pub fn add(&mut self, record: Record) {
+        let time = record.head().time;
+        let reach = |t: i64, g: &Gatherer| {
+            t >= g.window.start_ms.saturating_sub(g.lookback_ms)
+                && t <= g.window.end_ms.saturating_add(g.lookback_ms)
+        };
+        if let Record::Findings(f) = record {
+            match self.findings.entry(f.head.event_uid) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if f.revision > e.get().revision {
+                        e.insert(f);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(f);
                 }
             }
-            let bucket = usize::try_from((h.time - window.start_ms) / bucket_ms).unwrap_or(0);
-            let l = lanes
-                .entry(&h.vendor)
+            return;
+        }
+        self.rank();
+        match record {
+            Record::FindingEvents(l) => {
+                if let (Some(f), Some(e)) = (&l.finding_uid, &l.related_event_uid)
+                    && let (Ok(f), Ok(e)) = (f.parse::<Uuid>(), e.parse::<Uuid>())
+                    && let Some(&ix) = self.shown.get(&f)
+                {
+                    let ix = u32::try_from(ix).unwrap_or(u32::MAX);
+                    let linked = self.links.entry(e).or_default();
+                    if !linked.contains(&ix) {
+                        linked.push(ix);
+                    }
+                }
+            }
+            Record::TokenSnapshots(_) | Record::Changes(_) | Record::Incidents(_)
+                if reach(time, self) =>
+            {
+                self.context.push(record);
+            }
+            Record::RateLimitBursts(ref b) => {
+                let uid = b.head.event_uid;
+                let newer = self.bursts.get(&uid).is_none_or(|kept| match kept {
+                    Record::RateLimitBursts(k) => b.revision > k.revision,
+                    _ => true,
+                });
+                if newer {
+                    self.bursts.insert(uid, record);
+                }
+            }
+            Record::Denials(_) | Record::WebhookFailures(_) => self.failure(&record),
+            _ => {}
+        }
+    }
+
+    /// Orders the window's findings once all of them are read, and picks those shown whole.
+    fn rank(&mut self) {
+        if self.ranked.is_some() {
+            return;
+        }
+        let (start, end) = (self.window.start_ms, self.window.end_ms);
+        let mut ranked: Vec<Finding> = self
+            .findings
+            .drain()
+            .map(|(_, f)| f)
+            .filter(|f| {
+                let first = f.first_seen_dt.unwrap_or(f.head.time);
+                first >= start && first < end
+            })
+            .collect();
+        let level = |c: &Option<String>| match c.as_deref() {
+            Some("high") => 0,
+            Some("medium") => 1,
+            _ => 2,
+        };
+        ranked.sort_by(|a, b| {
+            (a.severity.as_deref() == Some("warning"))
+                .cmp(&(b.severity.as_deref() == Some("warning")))
+                .then(level(&a.confidence).cmp(&level(&b.confidence)))
+                .then(b.related_events_count.cmp(&a.related_events_count))
+                .then(a.first_seen_dt.cmp(&b.first_seen_dt))
+                .then(a.head.event_uid.cmp(&b.head.event_uid))
+        });
+        let failures = ranked
+            .iter()
+            .filter(|f| f.severity.as_deref() != Some("warning"));
+        let warnings = ranked
+            .iter()
+            .filter(|f| f.severity.as_deref() == Some("warning"));
+        for f in failures.take(SHOWN).chain(warnings.take(SHOWN)) {
+            self.shown.insert(f.head.event_uid, self.samples.len());
+            self.samples.push(Sample::new(
+                f.cause_event_uid.as_deref().and_then(|c| c.parse().ok()),
+            ));
+        }
+        self.ranked = Some(ranked);
+    }
+
+    /// A denial, webhook failure or (deduplicated) burst: counted, and sampled for the shown
+    /// findings that link it.
+    fn failure(&mut self, r: &Record) {
+        let Some((series, n)) = Series::of(r) else {
+            return;
+        };
+        let h = r.head();
+        if h.time >= self.window.start_ms && h.time < self.window.end_ms {
+            match series {
+                Series::Denials => self.totals.denials += n,
+                Series::Webhooks => self.totals.webhook_failures += n,
+                Series::RateLimited => {
+                    self.totals.bursts += 1;
+                    self.totals.rate_limited += n;
+                }
+            }
+            let bucket =
+                usize::try_from((h.time - self.window.start_ms) / self.bucket_ms).unwrap_or(0);
+            let lane = self
+                .lanes
+                .entry(h.vendor.clone())
                 .or_insert_with(|| Lane::new(&h.vendor));
-            *l.series
+            *lane
+                .series
                 .entry(series)
                 .or_default()
                 .entry(bucket)
                 .or_default() += n;
-            l.failures += n;
-            *operations
+            lane.failures += n;
+            *self
+                .operations
                 .entry(operation_of(r))
                 .or_default()
                 .entry(series)
                 .or_default() += n;
-            *credentials
+            *self
+                .credentials
                 .entry(credential_of(r))
                 .or_default()
                 .entry(series)
                 .or_default() += n;
-            continue;
         }
-        if let Some(mark) = mark_of(r)
-            && mark.end_ms >= window.start_ms
-            && mark.start_ms <= window.end_ms
-        {
-            lanes
-                .entry(&h.vendor)
-                .or_insert_with(|| Lane::new(&h.vendor))
-                .marks
-                .push(mark);
+        if let Some(linked) = self.links.get(&h.event_uid) {
+            for &ix in linked {
+                if let Some(sample) = self.samples.get_mut(ix as usize) {
+                    sample.add(r);
+                }
+            }
         }
     }
-    let mut lanes: Vec<Lane> = lanes.into_values().collect();
-    for l in &mut lanes {
-        l.marks.sort();
-        l.marks.dedup();
-    }
-    lanes.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.vendor.cmp(&b.vendor)));
 
-    let (findings, warnings) = findings(&window, records, lookback_ms);
-    Report {
-        sources: source_notes(&window, failures),
-        window,
-        location,
-        bucket_ms,
-        buckets,
-        totals,
-        findings,
-        warnings,
-        lanes,
-        top_operations: top(operations),
-        top_credentials: top(credentials),
+    pub fn finish(mut self) -> Report {
+        self.rank();
+        let mut bursts: Vec<Record> = std::mem::take(&mut self.bursts).into_values().collect();
+        bursts.sort_by_key(|b| (b.head().time, b.head().event_uid));
+        for b in &bursts {
+            self.failure(b);
+        }
+        for r in &self.context {
+            let h = r.head();
+            if let Some(mark) = mark_of(r)
+                && mark.end_ms >= self.window.start_ms
+                && mark.start_ms <= self.window.end_ms
+            {
+                self.lanes
+                    .entry(h.vendor.clone())
+                    .or_insert_with(|| Lane::new(&h.vendor))
+                    .marks
+                    .push(mark);
+            }
+        }
+        let mut lanes: Vec<Lane> = std::mem::take(&mut self.lanes).into_values().collect();
+        for l in &mut lanes {
+            l.marks.sort();
+            l.marks.dedup();
+        }
+        lanes.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.vendor.cmp(&b.vendor)));
+
+        let context = Context::new(&self.context);
+        let mut samples = std::mem::take(&mut self.samples);
+        let mut views = Vec::new();
+        for f in self.ranked.take().unwrap_or_default() {
+            let detail = self
+                .shown
+                .get(&f.head.event_uid)
+                .and_then(|&ix| samples.get_mut(ix))
+                .map(|sample| detail(&f, std::mem::take(sample), &context, self.lookback_ms));
+            views.push(view(f, detail));
+        }
+        let (findings, warnings) = views.into_iter().partition(|f| f.severity != "warning");
+        Report {
+            sources: source_notes(&self.window, &self.failures),
+            window: self.window,
+            location: self.location,
+            bucket_ms: self.bucket_ms,
+            buckets: self.buckets,
+            totals: self.totals,
+            findings,
+            warnings,
+            lanes,
+            top_operations: top(self.operations),
+            top_credentials: top(self.credentials),
+        }
+    }
+}
+
+/// A shown finding's failures: how many, the first and last `SAMPLE` of them, and what they
+/// said.
+#[derive(Default)]
+struct Sample {
+    cause: Option<Uuid>,
+    count: u64,
+    first: BinaryHeap<Timed>,
+    last: BinaryHeap<std::cmp::Reverse<Timed>>,
+    said: Counter,
+    operations: Counter,
+    messages: Counter,
+}
+
+struct Timed {
+    key: (i64, Uuid),
+    entry: Entry,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl Sample {
+    fn new(cause: Option<Uuid>) -> Self {
+        Sample {
+            cause,
+            ..Sample::default()
+        }
+    }
+
+    fn add(&mut self, r: &Record) {
+        self.count += 1;
+        self.said.add(said(r));
+        self.operations.add(operation_of(r));
+        if let Some(m) = message(r) {
+            self.messages.add(m);
+        }
+        let h = r.head();
+        let key = (h.time, h.event_uid);
+        let timed = || Timed {
+            key,
+            entry: Entry::of(
+                r,
+                if Some(h.event_uid) == self.cause {
+                    timeline::Kind::Cause
+                } else {
+                    timeline::Kind::Failure
+                },
+            ),
+        };
+        if self.first.len() < SAMPLE {
+            self.first.push(timed());
+        } else if self.first.peek().is_some_and(|top| key < top.key) {
+            self.first.pop();
+            self.first.push(timed());
+        }
+        if self.last.len() < SAMPLE {
+            self.last.push(std::cmp::Reverse(timed()));
+        } else if self.last.peek().is_some_and(|low| key > low.0.key) {
+            self.last.pop();
+            self.last.push(std::cmp::Reverse(timed()));
+        }
+    }
+
+    /// The sampled failures in time order, with a row saying how many were left out between.
+    fn entries(self) -> Vec<Entry> {
+        let mut first: Vec<Timed> = self.first.into_sorted_vec();
+        let mut last: Vec<Timed> = self.last.into_iter().map(|r| r.0).collect();
+        last.sort();
+        let first_keys: std::collections::HashSet<(i64, Uuid)> =
+            first.iter().map(|t| t.key).collect();
+        last.retain(|t| !first_keys.contains(&t.key));
+        let kept = (first.len() + last.len()) as u64;
+        let mut out: Vec<Entry> = first.drain(..).map(|t| t.entry).collect();
+        if self.count > kept
+            && let Some(next) = last.first()
+        {
+            out.push(Entry {
+                time: next.key.0,
+                kind: timeline::Kind::Elided,
+                text: format!("... {} more failures ...", self.count - kept),
+                id: None,
+            });
+        }
+        out.extend(last.into_iter().map(|t| t.entry));
+        out
+    }
+}
+
+/// Counts of distinct values, at most `DISTINCT` of them (values past that are not counted).
+#[derive(Default)]
+struct Counter(BTreeMap<String, u64>);
+
+impl Counter {
+    fn add(&mut self, value: String) {
+        if let Some(n) = self.0.get_mut(&value) {
+            *n += 1;
+        } else if self.0.len() < DISTINCT {
+            self.0.insert(value, 1);
+        }
+    }
+
+    /// Most frequent first (ties by value), at most 3.
+    fn most(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self.0.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(3);
+        v
     }
 }
 
@@ -455,111 +792,73 @@ fn mark_of(r: &Record) -> Option<Mark> {
     }
 }
 
-/// The window's findings (by first failure) and warnings, most important first.
-fn findings(
-    window: &Window,
-    records: &[Record],
-    lookback_ms: i64,
-) -> (Vec<FindingView>, Vec<FindingView>) {
-    let context = Context::new(records);
-    // finding_events has every link; related_event_uids only the first 100.
-    let mut links: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    for r in records {
-        if let Record::FindingEvents(l) = r
-            && let (Some(f), Some(e)) = (&l.finding_uid, &l.related_event_uid)
-            && let (Ok(f), Ok(e)) = (f.parse(), e.parse())
-        {
-            links.entry(f).or_default().push(e);
-        }
-    }
-    let mut out: Vec<FindingView> = Vec::new();
-    for r in records {
-        let Record::Findings(f) = r else { continue };
-        let first = f.first_seen_dt.unwrap_or(f.head.time);
-        if !(first >= window.start_ms && first < window.end_ms) {
-            continue;
-        }
-        let cause: Option<Uuid> = f.cause_event_uid.as_deref().and_then(|c| c.parse().ok());
-        let mut related: Vec<Uuid> = match links.get(&f.head.event_uid) {
-            Some(l) => l.clone(),
-            None => f
-                .related_event_uids
-                .iter()
-                .filter_map(|u| u.parse().ok())
-                .collect(),
-        };
-        let mut seen = HashSet::new();
-        // The links include the cause; the timeline shows it once, marked.
-        related.retain(|u| failure(&context, u) && seen.insert(*u));
-        related.sort_by_key(|u| (context.get(u).map_or(i64::MAX, |r| r.head().time), *u));
-        let failures: Vec<&Record> = related
-            .iter()
-            .filter_map(|u| context.get(u))
-            .filter(|r| Series::of(r).is_some())
-            .collect();
-        let about = About {
-            vendor: &f.head.vendor,
-            tenant: &f.head.tenant,
-            credential: f.head.credential.as_deref(),
-            first_ms: first,
-            last_ms: f.last_seen_dt.unwrap_or(first),
-            related: &related,
-            cause,
-        };
-        // Every failure: alike ones are folded into rows below.
-        let timeline = timeline::timeline(&about, &context, lookback_ms, false);
-        let o = |v: &Option<String>| v.clone().unwrap_or_default();
-        out.push(FindingView {
-            id: f.head.event_uid.to_string(),
-            revision: f.revision.unwrap_or(1),
-            finding_type: o(&f.finding_type),
-            severity: o(&f.severity),
-            confidence: o(&f.confidence),
-            title: o(&f.title),
-            explanation: o(&f.explanation),
-            remediation: steps(f.remediation.as_deref().unwrap_or("")),
-            alternatives: f
-                .alternative_causes
-                .as_deref()
-                .map(|a| a.split("; ").map(str::to_string).collect())
-                .unwrap_or_default(),
-            vendor: f.head.vendor.clone(),
-            tenant: f.head.tenant.clone(),
-            environment: f.head.environment.clone(),
-            who: f.head.credential.clone().or_else(|| f.actor_app.clone()),
-            first_ms: first,
-            last_ms: about.last_ms,
-            count: f
-                .related_events_count
-                .and_then(|c| u64::try_from(c).ok())
-                .unwrap_or(failures.len() as u64),
-            incident_url: f.incident_url.clone(),
-            said: most(failures.iter().map(|r| said(r))),
-            operations: most(failures.iter().map(|r| operation_of(r))),
-            messages: most(failures.iter().filter_map(|r| message(r))),
-            cause: cause
-                .and_then(|c| context.get(&c))
-                .map(|r| Entry::of(r, timeline::Kind::Cause)),
-            timeline: condense(timeline),
-        });
-    }
-    let rank = |c: &str| match c {
-        "high" => 0,
-        "medium" => 1,
-        _ => 2,
+/// A shown finding's evidence and timeline, from its sampled failures and the context.
+fn detail(f: &Finding, sample: Sample, context: &Context, lookback_ms: i64) -> Detail {
+    let first = f.first_seen_dt.unwrap_or(f.head.time);
+    let about = About {
+        vendor: &f.head.vendor,
+        tenant: &f.head.tenant,
+        credential: f.head.credential.as_deref(),
+        first_ms: first,
+        last_ms: f.last_seen_dt.unwrap_or(first),
+        related: &[],
+        cause: sample.cause,
     };
-    out.sort_by(|a, b| {
-        rank(&a.confidence)
-            .cmp(&rank(&b.confidence))
-            .then(b.count.cmp(&a.count))
-            .then(a.first_ms.cmp(&b.first_ms))
-            .then(a.id.cmp(&b.id))
-    });
-    out.into_iter().partition(|f| f.severity != "warning")
+    let Sample {
+        said,
+        operations,
+        messages,
+        ..
+    } = &sample;
+    let (said, operations, messages) = (said.most(), operations.most(), messages.most());
+    let mut entries = timeline::around(&about, context, lookback_ms);
+    entries.extend(sample.entries());
+    entries.sort_by_key(|e| e.time);
+    // The cause is a snapshot, change or incident of the context, or one of the failures (the
+    // first burst of a rate limit).
+    let cause = entries
+        .iter()
+        .find(|e| e.kind == timeline::Kind::Cause)
+        .cloned();
+    Detail {
+        said,
+        operations,
+        messages,
+        cause,
+        timeline: condense(entries),
+    }
 }
 
-fn failure(context: &Context, uid: &Uuid) -> bool {
-    context.get(uid).is_some_and(|r| Series::of(r).is_some())
+fn view(f: Finding, detail: Option<Detail>) -> FindingView {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let first = f.first_seen_dt.unwrap_or(f.head.time);
+    FindingView {
+        id: f.head.event_uid.to_string(),
+        revision: f.revision.unwrap_or(1),
+        finding_type: o(&f.finding_type),
+        severity: o(&f.severity),
+        confidence: o(&f.confidence),
+        title: o(&f.title),
+        explanation: o(&f.explanation),
+        remediation: steps(f.remediation.as_deref().unwrap_or("")),
+        alternatives: f
+            .alternative_causes
+            .as_deref()
+            .map(|a| a.split("; ").map(str::to_string).collect())
+            .unwrap_or_default(),
+        who: f.head.credential.clone().or_else(|| f.actor_app.clone()),
+        vendor: f.head.vendor,
+        tenant: f.head.tenant,
+        environment: f.head.environment,
+        first_ms: first,
+        last_ms: f.last_seen_dt.unwrap_or(first),
+        count: f
+            .related_events_count
+            .and_then(|c| u64::try_from(c).ok())
+            .unwrap_or(0),
+        incident_url: f.incident_url,
+        detail,
+    }
 }
 
 /// "Grant X; then mint a token; then retry" as steps.
@@ -615,18 +914,6 @@ fn message(r: &Record) -> Option<String> {
     }
 }
 
-/// Distinct values, most frequent first (ties by value), at most 3.
-fn most(values: impl Iterator<Item = String>) -> Vec<(String, u64)> {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for v in values {
-        *counts.entry(v).or_default() += 1;
-    }
-    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.truncate(3);
-    v
-}
-
 fn source_notes(window: &Window, failures: &[SourceFailure]) -> Vec<SourceNote> {
     let mut notes = Vec::new();
     if let Some(e) = &window.export {
@@ -664,16 +951,17 @@ fn source_notes(window: &Window, failures: &[SourceFailure]) -> Vec<SourceNote> 
     notes
 }
 
-/// Datasets the report reads.
+/// Datasets the report reads, in the order `Gatherer` needs them: the findings, to pick
+/// those shown whole; their links, to know their failures; the evidence; the failures.
 pub const READ: &[Dataset] = &[
-    Dataset::Denials,
-    Dataset::WebhookFailures,
-    Dataset::RateLimitBursts,
+    Dataset::Findings,
+    Dataset::FindingEvents,
     Dataset::TokenSnapshots,
     Dataset::Changes,
     Dataset::Incidents,
-    Dataset::Findings,
-    Dataset::FindingEvents,
+    Dataset::Denials,
+    Dataset::WebhookFailures,
+    Dataset::RateLimitBursts,
 ];
 
 #[cfg(test)]
@@ -787,6 +1075,49 @@ pub(crate) mod tests {
             r.findings[0].remediation,
             ["Grant it", "Mint a token", "Retry"]
         );
+    }
+
+    #[test]
+    fn only_the_first_findings_are_shown_whole_and_their_failures_are_sampled() {
+        let mut records: Vec<Record> = (0..SHOWN + 5)
+            .map(|i| finding(&format!("f{i:02}"), "high", "failure", 1000 - i as i64))
+            .collect();
+        let top = uid_of(&["findings", "f00"]);
+        for i in 0..200 {
+            let seed = format!("d{i:03}");
+            records.push(record(
+                "denials",
+                &seed,
+                T + HOUR + i * 1000,
+                json!({"http_status": 403, "error_code": "insufficient_scope", "request_id": seed}),
+            ));
+            records.push(record(
+                "finding_events",
+                &format!("l{i:03}"),
+                T + HOUR,
+                json!({"finding_uid": top.to_string(), "related_event_uid": uid_of(&["denials", &seed]).to_string()}),
+            ));
+        }
+        let r = gather(window(7), String::new(), &records, &[], HOUR);
+        assert_eq!(r.findings.len(), SHOWN + 5);
+        assert_eq!(
+            r.findings.iter().filter(|f| f.detail.is_some()).count(),
+            SHOWN
+        );
+        let d = r.findings[0].detail.as_ref().expect("shown whole");
+        assert_eq!(d.said, [("403 insufficient_scope".to_string(), 200)]);
+        // The first and the last SAMPLE failures, folded; the middle counted.
+        let rows: Vec<(u64, &str)> = d
+            .timeline
+            .iter()
+            .map(|r| (r.count, r.text.as_str()))
+            .collect();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0].0, SAMPLE as u64);
+        assert_eq!(rows[1].1, "... 120 more failures ...");
+        assert_eq!(rows[2].0, SAMPLE as u64);
+        assert_eq!(d.timeline[0].ids, ["d000", "d001", "d002"]);
+        assert_eq!(d.timeline[2].to_ms, T + HOUR + 199_000);
     }
 
     #[test]

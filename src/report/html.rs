@@ -73,7 +73,7 @@ pub fn render(r: &Report) -> String {
                         @if r.findings.is_empty() {
                             p.none { "No failures in this window." }
                         }
-                        @for f in &r.findings { (finding(f)) }
+                        (findings(&r.findings))
                     }
                     section #warnings {
                         h2 { "Drift warnings" }
@@ -81,7 +81,7 @@ pub fn render(r: &Report) -> String {
                         @if r.warnings.is_empty() {
                             p.none { "None." }
                         }
-                        @for f in &r.warnings { (finding(f)) }
+                        (findings(&r.warnings))
                     }
                     section #sources {
                         h2 { "Sources" }
@@ -133,7 +133,41 @@ pub fn render(r: &Report) -> String {
     page.into_string()
 }
 
+/// The first ones whole, the rest a line each.
+fn findings(all: &[FindingView]) -> Markup {
+    let rest: Vec<&FindingView> = all.iter().filter(|f| f.detail.is_none()).collect();
+    html! {
+        @for f in all.iter().filter(|f| f.detail.is_some()) { (finding(f)) }
+        @if !rest.is_empty() {
+            h3 { (rest.len()) " more, less important" }
+            div.scroll {
+                table.more {
+                    tr { th { "confidence" } th { "type" } th { "finding" } th { "first failure" } th { "failures" } th { "id" } }
+                    @for f in rest {
+                        tr id=(format!("f-{}", f.id)) {
+                            td { (f.confidence) }
+                            td { code { (f.finding_type) } }
+                            td { (f.title) }
+                            td { time { (at_s(f.first_ms)) } }
+                            td.count { (f.count) }
+                            td { code { (f.id.get(..8).unwrap_or(&f.id)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn finding(f: &FindingView) -> Markup {
+    let none = super::gather::Detail {
+        said: Vec::new(),
+        operations: Vec::new(),
+        messages: Vec::new(),
+        cause: None,
+        timeline: Vec::new(),
+    };
+    let d = f.detail.as_ref().unwrap_or(&none);
     html! {
         article class=(format!(
                 "finding {} {}",
@@ -157,17 +191,17 @@ fn finding(f: &FindingView) -> Markup {
             p.why { (f.explanation) }
             h4 { "Evidence" }
             ul.evidence {
-                @if let Some(c) = &f.cause {
+                @if let Some(c) = &d.cause {
                     li { "Cause: " time { (at_s(c.time)) } " " code { (c.line()) } }
                 }
-                @if !f.said.is_empty() {
-                    li { "The failures said: " (counted(&f.said)) }
+                @if !d.said.is_empty() {
+                    li { "The failures said: " (counted(&d.said)) }
                 }
-                @if !f.operations.is_empty() {
-                    li { "Failing: " (counted(&f.operations)) }
+                @if !d.operations.is_empty() {
+                    li { "Failing: " (counted(&d.operations)) }
                 }
-                @if !f.messages.is_empty() {
-                    li { "The vendor's messages: " (counted(&f.messages)) }
+                @if !d.messages.is_empty() {
+                    li { "The vendor's messages: " (counted(&d.messages)) }
                 }
                 @if let Some(u) = &f.incident_url {
                     li { "Incident: "
@@ -186,7 +220,7 @@ fn finding(f: &FindingView) -> Markup {
                 summary { "Timeline" }
                 div.scroll {
                     table.timeline {
-                        @for row in &f.timeline {
+                        @for row in &d.timeline {
                             tr class=(row.kind.as_str()) {
                                 td {
                                     time { (at_s(row.from_ms)) }
@@ -329,7 +363,7 @@ mod tests {
             "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "h4",
             "p", "strong", "ul", "li", "b", "nav", "a", "main", "section", "article", "span",
             "code", "time", "ol", "details", "summary", "div", "table", "tr", "td", "br", "svg",
-            "g", "rect", "line", "text", "polygon", "circle", "footer",
+            "g", "rect", "line", "text", "polygon", "circle", "footer", "th",
         ];
         // Attribute names only: values are quoted, and a quote in one is escaped.
         let value = regex::Regex::new(r#""[^"]*""#).expect("regex");

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 use crate::output::manifest::{Manifest, WindowMarker};
 use crate::output::plan::Malformed;
-use crate::output::read::read_exported;
+use crate::output::read::for_each_exported;
 use crate::store::{Body, Metadata, ObjectStore, PutOutcome, ReplaceOutcome};
 
 /// The window a report is about.
@@ -67,22 +67,24 @@ pub async fn build(
     scratch: &Path,
 ) -> Result<String> {
     let from = window.start_ms.saturating_sub(lookback_ms);
-    let to = window.end_ms.saturating_add(lookback_ms);
-    // A store can hold several jobs' exports: the page is about this job's.
-    let job = window.job.clone();
-    let mut records = read_exported(store, gather::READ, Some(from), job.as_deref(), scratch)
-        .await
-        .with_context(|| format!("reading the exported data at {location}"))?;
-    records.retain(|r| r.head().time <= to);
     let mut failures = run_failures(store, &window).await?;
     failures.extend(also_failed.iter().cloned());
-    let location = location.to_string();
-    tokio::task::spawn_blocking(move || {
-        let report = gather::gather(window, location, &records, &failures, lookback_ms);
-        html::render(&report)
-    })
+    // A store can hold several jobs' exports: the page is about this job's.
+    let job = window.job.clone();
+    let gatherer = gather::Gatherer::new(window, location.to_string(), failures, lookback_ms);
+    let gatherer = for_each_exported(
+        store,
+        gather::READ,
+        Some(from),
+        job.as_deref(),
+        scratch,
+        gatherer,
+    )
     .await
-    .context("rendering the report")
+    .with_context(|| format!("reading the exported data at {location}"))?;
+    tokio::task::spawn_blocking(move || html::render(&gatherer.finish()))
+        .await
+        .context("rendering the report")
 }
 
 /// How long after a window's end a run can still be collecting for it.

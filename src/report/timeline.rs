@@ -115,8 +115,14 @@ fn vendor_id(r: &Record) -> Option<String> {
 /// The finding's failures (with `elide`, only the first 20 and the last 5), its cause, and
 /// what was around it within `lookback` either side.
 pub fn timeline(about: &About, context: &Context, lookback: i64, elide: bool) -> Vec<Entry> {
-    let from = about.first_ms - lookback;
-    let to = about.last_ms + lookback;
+    let mut entries = failures(about, context, elide);
+    entries.extend(around(about, context, lookback));
+    entries.sort_by_key(|e| e.time);
+    entries
+}
+
+/// The finding's failures found in `context`, the cause marked.
+fn failures(about: &About, context: &Context, elide: bool) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
     let n = about.related.len();
     let elide = elide && n > FIRST_SHOWN + LAST_SHOWN;
@@ -141,6 +147,16 @@ pub fn timeline(about: &About, context: &Context, lookback: i64, elide: bool) ->
             entries.push(Entry::of(r, kind));
         }
     }
+    entries
+}
+
+/// What was around a finding within `lookback` either side: the credential's snapshots, the
+/// tenant's changes, the vendor's incidents; and its cause, however far, unless it is one of
+/// the failures (`about.related`).
+pub fn around(about: &About, context: &Context, lookback: i64) -> Vec<Entry> {
+    let from = about.first_ms - lookback;
+    let to = about.last_ms + lookback;
+    let mut entries: Vec<Entry> = Vec::new();
     let related: HashSet<&Uuid> = about.related.iter().collect();
     for r in &context.around {
         let h = r.head();
@@ -173,7 +189,6 @@ pub fn timeline(about: &About, context: &Context, lookback: i64, elide: bool) ->
     {
         entries.push(Entry::of(r, Kind::Cause));
     }
-    entries.sort_by_key(|e| e.time);
     entries
 }
 
