@@ -473,6 +473,10 @@ struct Pass<'a> {
     challenges: FxHashMap<Box<str>, Option<challenge::Challenge>>,
     times: Times,
     classes: Classes,
+    /// (service, path before a trailing id) -> the operation counted (see
+    /// `Reader::operation_id`), and the key being looked up, reused from line to line.
+    prefix_operations: FxHashMap<Box<[u8]>, u32>,
+    prefix_key: Vec<u8>,
     operation: String,
     lines: u64,
     now_ms: i64,
@@ -494,6 +498,8 @@ struct Attribution {
 /// Distinct (host, method, client, hint) remembered per collection; past that many (a log
 /// whose clients are all different), lines are attributed without being remembered.
 const MAX_ATTRIBUTIONS: usize = 1 << 16;
+/// Distinct (service, path before a trailing id) remembered per collection.
+const MAX_PREFIXES: usize = 1 << 16;
 /// Longer keys (odd logs with huge client ids) are not remembered: the cache stays a few MB.
 const MAX_ATTRIBUTION_KEY: usize = 256;
 
@@ -526,6 +532,8 @@ impl Reader {
             challenges: FxHashMap::default(),
             times: Times::new(self.time_format.clone()),
             classes: Classes::default(),
+            prefix_operations: FxHashMap::default(),
+            prefix_key: Vec::new(),
             operation: String::new(),
             lines: 0,
             now_ms,
@@ -753,17 +761,13 @@ impl Reader {
             f.str(Field::CredentialHint),
             pass,
         );
-        routes::operation(
-            &self.mappings[who.mapping].routes,
-            path,
-            &mut pass.operation,
-        );
+        let operation = self.operation_id(&who, path, pass);
         let counts = &mut pass.counts;
         let key = CountKey {
             hour_ms: time - time.rem_euclid(3_600_000),
             mapping: who.mapping as u32,
             service: who.service,
-            operation: counts.operation(who.service, &pass.operation),
+            operation,
             method: who.method,
             class: pass.classes.id(status, &mut counts.strings),
             actor: who.actor,
@@ -772,6 +776,12 @@ impl Reader {
         counts.add(key);
 
         if matches!(status, 401 | 403 | 429 | 503) {
+            // The row names the operation itself, even one counted as `{other}`.
+            routes::operation(
+                &self.mappings[who.mapping].routes,
+                path,
+                &mut pass.operation,
+            );
             let (mut lossy, mut all) = (None, Slots::new());
             let f = if self.format.reads_twice() {
                 self.format.extract_all(line, &mut lossy, &mut all)?;
@@ -798,6 +808,45 @@ impl Reader {
             pass.page.push(record);
         }
         Ok(())
+    }
+
+    /// The operation id a line is counted under. Paths mostly differ only in a trailing id
+    /// (`/items/8412`): the operation is remembered per service and the path before it, so
+    /// most lines neither work out the route nor look its text up.
+    fn operation_id(&self, who: &Attribution, path: &str, pass: &mut Pass<'_>) -> u32 {
+        let routes = &self.mappings[who.mapping].routes;
+        // A template matches a whole path: with templates, every path is worked out.
+        let cut = if routes.is_empty() {
+            routes::trailing_id(path)
+        } else {
+            None
+        };
+        let Some(cut) = cut else {
+            routes::operation(routes, path, &mut pass.operation);
+            return pass.counts.operation(who.service, &pass.operation);
+        };
+        let mut key = std::mem::take(&mut pass.prefix_key);
+        key.clear();
+        key.extend_from_slice(&who.service.to_le_bytes());
+        key.extend_from_slice(path.as_bytes().get(..cut).unwrap_or_default());
+        let op = match pass.prefix_operations.get(key.as_slice()) {
+            Some(&op) => op,
+            None => {
+                routes::operation(routes, path, &mut pass.operation);
+                let op = pass.counts.operation(who.service, &pass.operation);
+                // `{other}` is not remembered, like in `Counts::operation`; an admitted
+                // operation stays admitted, so its id holds for the whole collection.
+                if pass.counts.strings.name(op) != counts::OTHER_OPERATION
+                    && pass.prefix_operations.len() < MAX_PREFIXES
+                    && key.len() <= MAX_ATTRIBUTION_KEY
+                {
+                    pass.prefix_operations.insert(key.as_slice().into(), op);
+                }
+                op
+            }
+        };
+        pass.prefix_key = key;
+        op
     }
 
     /// The row of a 401/403 (a denial) or a 429/503 (a rate-limit event).

@@ -74,6 +74,19 @@ pub fn operation(templates: &[Template], path: &str, out: &mut String) {
     out.push_str(path.get(copied..).unwrap_or_default());
 }
 
+/// Where the last `/` of `path` is, when the segment after it looks like an id: the
+/// operation is then the operation of what comes before, followed by `/{id}` (without
+/// templates, segments are told apart one by one).
+pub fn trailing_id(path: &str) -> Option<usize> {
+    let cut = memchr::memrchr(b'/', path.as_bytes())?;
+    let last = path.as_bytes().get(cut + 1..).unwrap_or_default();
+    let (any, all) = last.iter().fold((0, u8::MAX), |(any, all), c| {
+        let class = CLASS[usize::from(*c)];
+        (any | class, all & class)
+    });
+    looks_like_id(last.len(), any, all).then_some(cut)
+}
+
 /// A segment with a digit: written as `{id}` (after the text before it not yet `copied`)
 /// if it looks like an id.
 fn id_or_not(path: &str, segment: std::ops::Range<usize>, copied: &mut usize, out: &mut String) {
@@ -243,6 +256,15 @@ mod tests {
                 })
                 .collect();
             assert_eq!(op(&[], &path), operation_slowly(&path), "{path}");
+            if let Some(cut) = trailing_id(&path) {
+                assert_eq!(
+                    op(&[], &path),
+                    format!("{}/{{id}}", op(&[], &path[..cut])),
+                    "{path}"
+                );
+            } else {
+                assert!(!operation_slowly(&path).ends_with("/{id}"), "{path}");
+            }
         }
         for path in [
             "",
