@@ -154,6 +154,17 @@ fn a_window_waits_for_a_late_source_then_max_wait_exports_it_incomplete() {
     assert_eq!(m["complete"], false);
     assert_eq!(m["late_sources"], serde_json::json!(["proxy"]));
     assert_eq!(request_ids(&s.out()), vec!["r1"]);
+    // The window's report says so at the top and names the source: a gap nobody misses.
+    let page = std::fs::read_to_string(
+        s.out()
+            .join("reports/weekly/20260302T000000Z_20260309T000000Z.html"),
+    )
+    .expect("the report");
+    assert!(
+        page.contains("<strong class=\"bad\">INCOMPLETE</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("<b>proxy</b> was late"), "{page}");
 }
 
 #[test]
@@ -405,7 +416,6 @@ fn a_broken_source_does_not_stop_the_export_and_exits_1() {
     assert_eq!(request_ids(&s.out()), vec!["r1"]);
 }
 
-/// Exported files' bytes by key.
 /// Every exported object, and the reports (which name the store, a temporary folder of each
 /// scenario): a replay writes the same page too.
 fn exported_bytes(out: &Path) -> BTreeMap<String, Vec<u8>> {

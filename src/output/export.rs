@@ -323,6 +323,7 @@ impl Exporter<'_> {
             emitted_findings: Vec::new(),
             links: Vec::new(),
             malformed: BTreeMap::new(),
+            planned_ms: Some(self.now.timestamp_millis()),
         };
         let mut partitions = std::collections::BTreeSet::new();
         let mut new_headers: BTreeMap<String, Vec<crate::staging::SegmentHeader>> = BTreeMap::new();
@@ -558,6 +559,7 @@ impl Exporter<'_> {
             rows: objects.iter().map(|o| o.rows).sum(),
             objects,
             report: Some(report_key.clone()),
+            planned_at: plan.planned_ms.map(rfc3339_ms),
         };
         let manifest_key = keys::manifest_key(&plan.job, plan.export);
         self.put_json(&manifest_key, &manifest).await?;
@@ -605,6 +607,7 @@ impl Exporter<'_> {
                 complete: plan.complete,
                 late_sources: plan.late_sources.clone(),
                 malformed: plan.malformed.clone(),
+                planned_ms: plan.planned_ms,
             }),
         };
         let lookback =

@@ -40,6 +40,9 @@ pub struct Manifest {
     /// The window's report for people (not data: SIEMs do not ingest it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
+    /// The clock of the run that planned the export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_at: Option<String>,
 }
 
 /// `v1/_windows/<job>/<start>_<end>.json`: the window is covered; written after everything

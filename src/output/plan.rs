@@ -88,6 +88,10 @@ pub struct Plan {
     /// Per source, the inputs its collections could not read, in the staging covered.
     #[serde(default)]
     pub malformed: BTreeMap<String, Malformed>,
+    /// The clock of the run that planned it: the report lists the collections that failed
+    /// from the window's start until then.
+    #[serde(default)]
+    pub planned_ms: Option<i64>,
 }
 
 /// Inputs a source could not read: how many, and the first ones with file and line.

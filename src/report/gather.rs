@@ -1164,6 +1164,7 @@ pub(crate) mod tests {
                     examples: vec!["a.log:7: not JSON".into()],
                 },
             )]),
+            planned_ms: None,
         });
         let failed = |at: i64, error: &str| SourceFailure {
             source: "github".into(),

@@ -38,6 +38,8 @@ pub struct ExportInfo {
     pub complete: bool,
     pub late_sources: Vec<String>,
     pub malformed: BTreeMap<String, Malformed>,
+    /// When the export was planned: failed collections until then are listed.
+    pub planned_ms: Option<i64>,
 }
 
 /// A collection that failed in a run around the window.
@@ -67,8 +69,14 @@ pub async fn build(
     scratch: &Path,
 ) -> Result<String> {
     let from = window.start_ms.saturating_sub(lookback_ms);
-    let mut failures = run_failures(store, &window).await?;
-    failures.extend(also_failed.iter().cloned());
+    let until = failures_until(&window);
+    let mut failures = run_failures(store, window.start_ms, until).await?;
+    failures.extend(
+        also_failed
+            .iter()
+            .filter(|f| f.at_ms >= window.start_ms && f.at_ms <= until)
+            .cloned(),
+    );
     // A store can hold several jobs' exports: the page is about this job's.
     let job = window.job.clone();
     let gatherer = gather::Gatherer::new(window, location.to_string(), failures, lookback_ms);
@@ -87,11 +95,27 @@ pub async fn build(
         .context("rendering the report")
 }
 
-/// How long after a window's end a run can still be collecting for it.
+/// Without an export's planning time (a range given by hand, an export of an older version):
+/// how long after a window's end a run can still be collecting for it (the default
+/// `max_wait`).
 const RUNS_AFTER_MS: i64 = 24 * 3_600_000;
 
-/// Collections that failed in the runs whose clock fell in the window or the day after it.
-async fn run_failures(store: &dyn ObjectStore, window: &Window) -> Result<Vec<SourceFailure>> {
+/// Failed collections are listed from the window's start until the export was planned, so
+/// the page written by the export and one rebuilt later list the same runs.
+fn failures_until(window: &Window) -> i64 {
+    window
+        .export
+        .as_ref()
+        .and_then(|e| e.planned_ms)
+        .unwrap_or_else(|| window.end_ms.saturating_add(RUNS_AFTER_MS))
+}
+
+/// Collections that failed in the runs whose clock fell between `from` and `until`.
+async fn run_failures(
+    store: &dyn ObjectStore,
+    from: i64,
+    until: i64,
+) -> Result<Vec<SourceFailure>> {
     #[derive(Deserialize)]
     struct Run {
         now: String,
@@ -124,7 +148,7 @@ async fn run_failures(store: &dyn ObjectStore, window: &Window) -> Result<Vec<So
             continue;
         };
         let now = now.timestamp_millis();
-        if now < window.start_ms || now > window.end_ms.saturating_add(RUNS_AFTER_MS) {
+        if now < from || now > until {
             continue;
         }
         for s in run.sources {
@@ -335,6 +359,11 @@ async fn export_info(store: &dyn ObjectStore, marker_key: &str) -> Result<Export
         complete: marker.complete,
         late_sources: marker.late_sources,
         malformed: manifest.malformed,
+        planned_ms: manifest
+            .planned_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis()),
     })
 }
 
