@@ -83,7 +83,14 @@ async fn count(b: &Browser, selector: &str) -> u64 {
     .expect("a count")
 }
 
-/// Errors the page logged; Chromium's own complaints about the machine (no network) aside.
+/// Opens the page and checks it logged no error while loading.
+async fn open_cleanly(b: &Browser, page: &Path) {
+    b.open(page).await;
+    let errors = console_errors(b).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+/// Errors the page logged.
 async fn console_errors(b: &Browser) -> Vec<Value> {
     b.console()
         .await
@@ -119,9 +126,7 @@ async fn the_report_shows_the_findings_draws_the_failures_and_runs_no_vendor_str
     let Some(b) = Browser::start().await else {
         return;
     };
-    b.open(&path).await;
-    let errors = console_errors(&b).await;
-    assert!(errors.is_empty(), "console errors: {errors:?}");
+    open_cleanly(&b, &path).await;
     assert_eq!(
         b.eval("return document.title").await,
         "Integration failures 2026-03-02 .. 2026-03-09 (job weekly)"
@@ -242,9 +247,7 @@ async fn the_demo_report_in_chromium() {
     let Some(b) = Browser::start().await else {
         return;
     };
-    b.open(&path).await;
-    let errors = console_errors(&b).await;
-    assert!(errors.is_empty(), "console errors: {errors:?}");
+    open_cleanly(&b, &path).await;
     assert_eq!(
         count(&b, "#findings article.finding").await,
         failures as u64

@@ -597,7 +597,7 @@ impl Exporter<'_> {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<String> {
-        let key = report::key(&plan.job, start, end);
+        let key = keys::report_key(&plan.job, start, end);
         let window = report::Window {
             job: Some(plan.job.clone()),
             start_ms: start.timestamp_millis(),

@@ -123,7 +123,7 @@ pub fn render(r: &Report) -> String {
                         "Made by scopetrail " (env!("CARGO_PKG_VERSION")) " from the data exported to " code { (r.location) }
                         ". Rebuild it with " code { "scopetrail report --from " (r.location)
                             @if let Some(j) = &r.window.job { " --job " (j) }
-                            " --window " (window_name(r.window.start_ms, r.window.end_ms)) }
+                            " --window " (r.window.name()) }
                         "; times are UTC."
                     }
                 }
@@ -293,16 +293,6 @@ fn bars(bars: &[super::gather::Bar]) -> Markup {
             }
         }
     }
-}
-
-/// As the window marker names it.
-fn window_name(start: i64, end: i64) -> String {
-    let t = |ms| {
-        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-            .unwrap_or_default()
-    };
-    format!("{}_{}", t(start), t(end))
 }
 
 fn day(ms: i64) -> String {

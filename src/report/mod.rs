@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
@@ -49,12 +49,6 @@ pub struct SourceFailure {
     /// The run's clock.
     pub at_ms: i64,
     pub error: String,
-}
-
-/// `reports/<job>/<start>_<end>.html`, named like the window's marker.
-pub fn key(job: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
-    let t = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
-    format!("reports/{job}/{}_{}.html", t(start), t(end))
 }
 
 /// Reads the window's exported rows (with `lookback` before and after, for timelines) and the
@@ -202,23 +196,23 @@ pub async fn rebuild(
     Ok((window, page))
 }
 
+impl Window {
+    /// As its marker names it: `20260302T000000Z_20260309T000000Z`.
+    pub fn name(&self) -> String {
+        match (
+            crate::model::to_datetime(self.start_ms),
+            crate::model::to_datetime(self.end_ms),
+        ) {
+            (Some(s), Some(e)) => crate::store::keys::window_name(s, e),
+            _ => format!("{}_{}", self.start_ms, self.end_ms),
+        }
+    }
+}
+
 /// `weekly-20260302T000000Z_20260309T000000Z.html`: a file name for a rebuilt page.
 pub fn file_name(window: &Window) -> String {
-    let t = |ms| {
-        crate::model::to_datetime(ms)
-            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-            .unwrap_or_default()
-    };
-    format!(
-        "{}{}_{}.html",
-        window
-            .job
-            .as_deref()
-            .map(|j| format!("{j}-"))
-            .unwrap_or_default(),
-        t(window.start_ms),
-        t(window.end_ms)
-    )
+    let job = window.job.as_deref().map(|j| format!("{j}-"));
+    format!("{}{}.html", job.unwrap_or_default(), window.name())
 }
 
 /// Which window `scopetrail report` rebuilds.

@@ -25,9 +25,19 @@ pub fn manifest_key(job: &str, export: u64) -> String {
     format!("v1/_exports/{job}/{}.json", export_label(export))
 }
 
-pub fn window_key(job: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+/// `20260302T000000Z_20260309T000000Z`: how a window is named in keys and on the command line.
+pub fn window_name(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     let t = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
-    format!("v1/_windows/{job}/{}_{}.json", t(start), t(end))
+    format!("{}_{}", t(start), t(end))
+}
+
+pub fn window_key(job: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    format!("v1/_windows/{job}/{}.json", window_name(start, end))
+}
+
+/// The window's page for people (DESIGN §5).
+pub fn report_key(job: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    format!("reports/{job}/{}.html", window_name(start, end))
 }
 
 pub fn run_key(run_id: &str) -> String {
