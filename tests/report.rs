@@ -354,5 +354,5 @@ fn report_names_what_it_cannot_find() {
             .join("daily-20260305T000000Z_20260306T000000Z.html"),
     )
     .expect("written to the working folder");
-    assert!(page.contains("<b>1</b> denials"), "one denial that day");
+    assert!(page.contains("<b>1</b> denial<"), "one denial that day");
 }

@@ -50,13 +50,13 @@ pub fn render(r: &Report) -> String {
                         }
                     }
                     ul.totals {
-                        li { b { (r.findings.len()) } " findings" }
-                        li { b { (r.warnings.len()) } " drift warnings" }
-                        li { b { (r.totals.denials) } " denials" }
-                        li { b { (r.totals.webhook_failures) } " webhook failures" }
-                        li { b { (r.totals.rate_limited) } " 429s in " (r.totals.bursts) " bursts" }
+                        li { (total(r.findings.len() as u64, "finding")) }
+                        li { (total(r.warnings.len() as u64, "drift warning")) }
+                        li { (total(r.totals.denials, "denial")) }
+                        li { (total(r.totals.webhook_failures, "webhook failure")) }
+                        li { (total(r.totals.rate_limited, "429")) " in " (plural(r.totals.bursts, "burst")) }
                         li class=(if r.sources.is_empty() { "" } else { "bad" }) {
-                            b { (r.sources.len()) } " source problems"
+                            (total(r.sources.len() as u64, "source problem"))
                         }
                     }
                     nav {
@@ -293,6 +293,15 @@ fn bars(bars: &[super::gather::Bar]) -> Markup {
             }
         }
     }
+}
+
+/// `<b>3</b> denials`.
+fn total(n: u64, one: &str) -> Markup {
+    html! { b { (n) } " " (if n == 1 { one.to_string() } else { format!("{one}s") }) }
+}
+
+fn plural(n: u64, one: &str) -> String {
+    crate::analysis::correlate::text::plural(n, one, &format!("{one}s"))
 }
 
 fn day(ms: i64) -> String {
