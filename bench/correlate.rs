@@ -407,7 +407,26 @@ struct Gen<'w, 's> {
     pending: Vec<Episode>,
 }
 
-impl Gen<'_, '_> {
+impl<'w, 's> Gen<'w, 's> {
+    /// Generates the week into `sink`; returns what was fed.
+    fn feed(
+        w: &'w World,
+        rng: Rng,
+        sink: &'s mut dyn FnMut(&Record),
+        failures: u64,
+        changes: u64,
+    ) -> Counts {
+        let mut g = Gen {
+            w,
+            rng,
+            sink,
+            counts: Counts::default(),
+            pending: Vec::new(),
+        };
+        g.run(failures, changes);
+        g.counts
+    }
+
     fn emit(&mut self, record: Record) {
         (self.sink)(&record);
     }
@@ -1182,15 +1201,7 @@ fn main() {
         "correlate" => {
             let mut correlator = Correlator::new(Settings::default());
             let mut sink = |r: &Record| correlator.add(r);
-            let mut g = Gen {
-                w: &world,
-                rng,
-                sink: &mut sink,
-                counts: Counts::default(),
-                pending: Vec::new(),
-            };
-            g.run(failures, changes);
-            let counts = g.counts;
+            let counts = Gen::feed(&world, rng, &mut sink, failures, changes);
             // A few microseconds: how much of the peak is the evidence, before finish.
             fed_kb = vmhwm_kb();
             let found = correlator.finish();
@@ -1203,15 +1214,7 @@ fn main() {
         "baseline" => {
             let mut baseline = Baseline::default();
             let mut sink = |r: &Record| baseline.add(r);
-            let mut g = Gen {
-                w: &world,
-                rng,
-                sink: &mut sink,
-                counts: Counts::default(),
-                pending: Vec::new(),
-            };
-            g.run(failures, changes);
-            let counts = g.counts;
+            let counts = Gen::feed(&world, rng, &mut sink, failures, changes);
             let groups = baseline.finish();
             (groups, counts, t0.elapsed().as_secs_f64())
         }
@@ -1219,15 +1222,8 @@ fn main() {
             let mut sink = |r: &Record| {
                 black_box(r);
             };
-            let mut g = Gen {
-                w: &world,
-                rng,
-                sink: &mut sink,
-                counts: Counts::default(),
-                pending: Vec::new(),
-            };
-            g.run(failures, changes);
-            (0, g.counts, t0.elapsed().as_secs_f64())
+            let counts = Gen::feed(&world, rng, &mut sink, failures, changes);
+            (0, counts, t0.elapsed().as_secs_f64())
         }
         _ => {
             eprintln!("{usage}");

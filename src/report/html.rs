@@ -54,7 +54,7 @@ pub fn render(r: &Report) -> String {
                         li { (total(r.warnings.len() as u64, "drift warning")) }
                         li { (total(r.totals.denials, "denial")) }
                         li { (total(r.totals.webhook_failures, "webhook failure")) }
-                        li { (total(r.totals.rate_limited, "429")) " in " (plural(r.totals.bursts, "burst")) }
+                        li { (total(r.totals.rate_limited, "429")) " in " (crate::analysis::correlate::text::plural(r.totals.bursts, "burst", "bursts")) }
                         li class=(if r.sources.is_empty() { "" } else { "bad" }) {
                             (total(r.sources.len() as u64, "source problem"))
                         }
@@ -298,10 +298,6 @@ fn bars(bars: &[super::gather::Bar]) -> Markup {
 /// `<b>3</b> denials`.
 fn total(n: u64, one: &str) -> Markup {
     html! { b { (n) } " " (if n == 1 { one.to_string() } else { format!("{one}s") }) }
-}
-
-fn plural(n: u64, one: &str) -> String {
-    crate::analysis::correlate::text::plural(n, one, &format!("{one}s"))
 }
 
 fn day(ms: i64) -> String {
