@@ -488,7 +488,8 @@ pub struct Links {
     pub tenant: String,
     pub environment: String,
     pub credential: Option<String>,
-    /// The failures, then the cause.
+    /// The failures and the cause, by dataset (the order the plan keeps them in).
+    #[serde(with = "compact_refs")]
     pub related: Vec<EventRef>,
 }
 
@@ -496,6 +497,7 @@ impl Links {
     fn of(f: &Finding, uid: Uuid) -> Links {
         let mut related = f.related.clone();
         related.extend(f.cause.filter(|c| !f.related.contains(c)));
+        related.sort_by_key(|r| r.dataset);
         Links {
             finding: uid,
             time: f.first_ms,
@@ -507,26 +509,204 @@ impl Links {
         }
     }
 
-    /// The `finding_events` rows.
-    pub fn rows(&self) -> impl Iterator<Item = Record> + '_ {
-        let origin = Origin {
+    fn origin(&self) -> Origin<'_> {
+        Origin {
             dataset: Dataset::FindingEvents,
             vendor: &self.vendor,
             tenant: &self.tenant,
             environment: &self.environment,
             source: CORRELATION,
+        }
+    }
+
+    /// A link's `event_uid`, from the (finding, event) pair.
+    fn uid(&self, related: &EventRef) -> Uuid {
+        let pair = format!("{}/{}", self.finding, related.uid);
+        self.origin().event_uid(&pair, None)
+    }
+
+    fn row(&self, related: &EventRef, uid: Uuid) -> Record {
+        FindingEvent {
+            head: self
+                .origin()
+                .header(self.time, uid, None, self.credential.clone()),
+            finding_uid: Some(self.finding.to_string()),
+            related_event_uid: Some(related.uid.to_string()),
+            related_dataset: Some(related.dataset.name().into()),
+        }
+        .into()
+    }
+
+    /// The `finding_events` rows.
+    pub fn rows(&self) -> impl Iterator<Item = Record> + '_ {
+        self.related.iter().map(|r| self.row(r, self.uid(r)))
+    }
+}
+
+/// `Links::related` in a plan: per dataset, its events' ids as one base64 string of 16-byte
+/// ids. A week can link a million events, and as JSON objects they took 100 bytes each.
+mod compact_refs {
+    use std::collections::BTreeMap;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    use crate::analysis::correlate::EventRef;
+    use crate::model::Dataset;
+
+    pub fn serialize<S: Serializer>(refs: &[EventRef], s: S) -> Result<S::Ok, S::Error> {
+        let mut ids: BTreeMap<Dataset, Vec<u8>> = BTreeMap::new();
+        for r in refs {
+            ids.entry(r.dataset)
+                .or_default()
+                .extend_from_slice(r.uid.as_bytes());
+        }
+        s.collect_map(ids.iter().map(|(d, ids)| (d, B64.encode(ids))))
+    }
+
+    /// Plans written by earlier builds list the events as objects.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        ByDataset(BTreeMap<Dataset, String>),
+        Listed(Vec<EventRef>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EventRef>, D::Error> {
+        let ids = match Stored::deserialize(d)? {
+            Stored::ByDataset(ids) => ids,
+            Stored::Listed(refs) => return Ok(refs),
         };
-        let finding = self.finding.to_string();
-        self.related.iter().map(move |r| {
-            let related = r.uid.to_string();
-            let uid = origin.event_uid(&format!("{finding}/{related}"), None);
-            FindingEvent {
-                head: origin.header(self.time, uid, None, self.credential.clone()),
-                finding_uid: Some(finding.clone()),
-                related_event_uid: Some(related),
-                related_dataset: Some(r.dataset.name().into()),
+        let mut refs = Vec::new();
+        for (dataset, text) in ids {
+            let bytes = B64
+                .decode(&text)
+                .map_err(|e| D::Error::custom(format!("{}: {e}", dataset.name())))?;
+            if bytes.len() % 16 != 0 {
+                return Err(D::Error::custom(format!(
+                    "{}: {} bytes of ids, not a multiple of 16",
+                    dataset.name(),
+                    bytes.len()
+                )));
             }
-            .into()
+            refs.extend(bytes.chunks_exact(16).map(|id| EventRef {
+                uid: Uuid::from_slice(id).unwrap_or_default(),
+                dataset,
+            }));
+        }
+        Ok(refs)
+    }
+}
+
+/// Every link's `finding_events` row in the merge's order (`SortKey`), made as it is taken:
+/// a week's links can be millions, and a row takes a hundred times the room of its link.
+pub fn link_rows(links: &[Links]) -> impl Iterator<Item = Record> + '_ {
+    let mut order: Vec<(Uuid, u32, u32)> = links
+        .iter()
+        .enumerate()
+        .flat_map(|(l, link)| {
+            (link.related.iter().enumerate())
+                .map(move |(r, related)| (link.uid(related), l as u32, r as u32))
         })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        let (x, y) = (&links[a.1 as usize], &links[b.1 as usize]);
+        (x.vendor.as_str(), x.tenant.as_str(), x.time, a.0).cmp(&(
+            y.vendor.as_str(),
+            y.tenant.as_str(),
+            y.time,
+            b.0,
+        ))
+    });
+    order.into_iter().filter_map(move |(uid, l, r)| {
+        let link = links.get(l as usize)?;
+        Some(link.row(link.related.get(r as usize)?, uid))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::staging::SortKey;
+
+    fn links(finding: u8, vendor: &str, time: i64, n: u8) -> Links {
+        let event = |i: u8, dataset| EventRef {
+            uid: Uuid::from_bytes([i; 16]),
+            dataset,
+        };
+        let mut related: Vec<EventRef> = (0..n).map(|i| event(i, Dataset::Denials)).collect();
+        related.push(event(200, Dataset::TokenSnapshots));
+        related.sort_by_key(|r| r.dataset);
+        Links {
+            finding: Uuid::from_bytes([finding; 16]),
+            time,
+            vendor: vendor.into(),
+            tenant: "acme".into(),
+            environment: "prod".into(),
+            credential: Some("erp-sync".into()),
+            related,
+        }
+    }
+
+    #[test]
+    fn link_rows_come_in_merge_order_and_are_the_links_rows() {
+        let all = vec![
+            links(1, "okta", 5_000, 30),
+            links(2, "github", 9_000, 20),
+            links(3, "github", 1_000, 25),
+            links(4, "okta", 5_000, 10),
+        ];
+        let made: Vec<Record> = link_rows(&all).collect();
+        assert!(
+            made.windows(2)
+                .all(|w| SortKey::of(&w[0]) < SortKey::of(&w[1])),
+            "rows out of the merge's order"
+        );
+        let uids = |rows: &[Record]| {
+            let mut u: Vec<Uuid> = rows.iter().map(|r| r.head().event_uid).collect();
+            u.sort();
+            u
+        };
+        let expected: Vec<Record> = all.iter().flat_map(|l| l.rows()).collect();
+        assert_eq!(made.len(), 30 + 20 + 25 + 10 + 4);
+        assert_eq!(uids(&made), uids(&expected));
+        assert_eq!(made, {
+            let mut e = expected;
+            e.sort_by(|a, b| SortKey::of(a).cmp(&SortKey::of(b)));
+            e
+        });
+    }
+
+    #[test]
+    fn a_plans_links_are_one_base64_string_per_dataset() {
+        let l = links(7, "github", 1_000, 3);
+        let json = serde_json::to_value(&l).unwrap_or_default();
+        let related = &json["related"];
+        // 3 ids of 16 bytes: 48 bytes, 64 characters of base64.
+        assert_eq!(related["denials"].as_str().map(str::len), Some(64));
+        assert!(related["token_snapshots"].is_string(), "{related}");
+        let back: Links = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, l);
+
+        // Plans written by earlier builds listed the events as objects.
+        let mut old = serde_json::to_value(&l).unwrap_or_default();
+        old["related"] = serde_json::to_value(&l.related).unwrap_or_default();
+        assert!(old["related"].is_array());
+        let back: Links = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, l);
+
+        let mut bad = serde_json::to_value(&l).unwrap_or_default();
+        bad["related"]["denials"] = "AAAA".into();
+        let err = serde_json::from_value::<Links>(bad)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("denials") && e.contains("multiple of 16")),
+            "{err:?}"
+        );
     }
 }

@@ -798,9 +798,9 @@ fn finish_object(
 /// One ordered pass over the planned segments; one object open at a time.
 fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encoded>> {
     // Records of datasets the job does not export (internal ones) are not decoded.
-    let mut derived = plan.derived.clone();
-    derived.extend(plan.links.iter().flat_map(|l| l.rows()));
-    let mut merge = Merge::open_only(segments, Some(&plan.datasets), scratch)?.with_rows(derived);
+    let mut merge = Merge::open_only(segments, Some(&plan.datasets), scratch)?
+        .with_rows(plan.derived.clone())
+        .with_sorted(derive::link_rows(&plan.links));
     let mut out = Vec::new();
     let mut current: Option<(Partition, ObjectWriter, tempfile::TempPath)> = None;
     while let Some(record) = merge.next_record()? {

@@ -217,24 +217,31 @@ impl Ord for Head {
     }
 }
 
-pub struct Merge {
+/// Rows from memory (derived at export), already in `SortKey` order.
+type Rows<'a> = Box<dyn Iterator<Item = Record> + 'a>;
+
+pub struct Merge<'a> {
     readers: Vec<Reader>,
     heap: BinaryHeap<Head>,
     last_uid: Option<Uuid>,
     _rounds: Vec<tempfile::TempPath>,
-    /// Rows from memory (derived at export), merged in as one more input.
-    rows: std::vec::IntoIter<Record>,
+    /// Inputs from memory, numbered after the readers in `Head::reader`.
+    rows: Vec<Rows<'a>>,
 }
 
-impl Merge {
+impl<'a> Merge<'a> {
     /// Merges sorted segment files; `scratch` takes intermediate rounds when there are many.
-    pub fn open(paths: &[PathBuf], scratch: &Path) -> Result<Merge> {
+    pub fn open(paths: &[PathBuf], scratch: &Path) -> Result<Merge<'a>> {
         Merge::open_only(paths, None, scratch)
     }
 
     /// Like `open`, for the records of some datasets only: the others are passed over without
     /// being decoded.
-    pub fn open_only(paths: &[PathBuf], only: Option<&[Dataset]>, scratch: &Path) -> Result<Merge> {
+    pub fn open_only(
+        paths: &[PathBuf],
+        only: Option<&[Dataset]>,
+        scratch: &Path,
+    ) -> Result<Merge<'a>> {
         let mut rounds = Vec::new();
         let mut inputs = chains(paths)?;
         while inputs.len() > MAX_FAN_IN {
@@ -257,7 +264,7 @@ impl Merge {
         chains: &[Vec<PathBuf>],
         only: Option<&[Dataset]>,
         rounds: Vec<tempfile::TempPath>,
-    ) -> Result<Merge> {
+    ) -> Result<Merge<'a>> {
         let mut readers = Vec::with_capacity(chains.len());
         let mut heap = BinaryHeap::with_capacity(chains.len());
         for (i, chain) in chains.iter().enumerate() {
@@ -275,21 +282,26 @@ impl Merge {
             heap,
             last_uid: None,
             _rounds: rounds,
-            rows: Vec::new().into_iter(),
+            rows: Vec::new(),
         })
     }
 
     /// Adds rows held in memory to the merge.
-    pub fn with_rows(mut self, mut rows: Vec<Record>) -> Merge {
+    pub fn with_rows(self, mut rows: Vec<Record>) -> Merge<'a> {
         rows.sort_by(|a, b| SortKey::of(a).cmp(&SortKey::of(b)));
-        let mut rows = rows.into_iter();
+        self.with_sorted(rows.into_iter())
+    }
+
+    /// Adds rows made one at a time, which must come in `SortKey` order.
+    pub fn with_sorted(mut self, rows: impl Iterator<Item = Record> + 'a) -> Merge<'a> {
+        let mut rows: Rows<'a> = Box::new(rows);
         if let Some(record) = rows.next() {
             self.heap.push(Head {
                 record: Box::new(record),
-                reader: self.readers.len(),
+                reader: self.readers.len() + self.rows.len(),
             });
         }
-        self.rows = rows;
+        self.rows.push(rows);
         self
     }
 
@@ -301,7 +313,10 @@ impl Merge {
             };
             let next = match self.readers.get_mut(reader) {
                 Some(r) => r.next()?,
-                None => self.rows.next(),
+                None => self
+                    .rows
+                    .get_mut(reader - self.readers.len())
+                    .and_then(|rows| rows.next()),
             };
             if let Some(next) = next {
                 self.heap.push(Head {
