@@ -36,6 +36,7 @@ measure() {
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 printf '%-12s %-10s %10s %12s %9s %12s\n' lines tool seconds lines/s MB/s "peak RSS"
+declare -A rss_at
 for n in $sizes; do
   file=$PWD/$work/lines-$n.jsonl
   [ -s "$file" ] || target/release/examples/gen_http_log "$n" > "$file"
@@ -88,6 +89,13 @@ TOML
     rss=$(echo "${r[$tool]}" | tr ' ' '\n' | grep . | sort -n | tail -1)
     printf '%-12s %-10s %10.3f %12.0f %9.0f %10.1f MB\n' "$n" "$tool" "$sec" "$(echo "$n / $sec" | bc -l)" "$(echo "$mb / $sec" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
     eval "sec_$tool=$sec"
+    if [ "$tool" = scopetrail ]; then rss_at[$n]=$rss; fi
   done
   printf '%-12s scopetrail is %.2fx DuckDB, %.2fx jq and %.2fx grep (lines/s)\n' "$n" "$(echo "$sec_duckdb / $sec_scopetrail" | bc -l)" "$(echo "$sec_jq / $sec_scopetrail" | bc -l)" "$(echo "$sec_grep / $sec_scopetrail" | bc -l)"
 done
+# The goal is memory flat in the input: the largest size's peak against the smallest's.
+read -r small large < <(echo "$sizes" | tr ' ' '\n' | grep . | sort -n | sed -n '1p;$p' | xargs)
+large=${large:-$small}
+printf 'peak RSS at %s vs %s lines (%.0fx the lines): scopetrail %.2fx (%.1f MB; goal: under 64 MB)\n' \
+  "$large" "$small" "$(echo "$large / $small" | bc -l)" \
+  "$(echo "${rss_at[$large]} / ${rss_at[$small]}" | bc -l)" "$(echo "${rss_at[$large]} / 1024" | bc -l)"
