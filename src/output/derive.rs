@@ -18,7 +18,7 @@ use crate::model::uid::Origin;
 use crate::model::{
     Dataset, Finding as FindingRow, FindingEvent, Header, RateLimitBurst, Record, utc_day,
 };
-use crate::staging::{Merge, SegmentHeader, Staging};
+use crate::staging::{Merge, SegmentHeader, SortKey, Staging};
 use crate::store::LocalCopy;
 
 /// A derived row an export emitted, remembered in the job's export state.
@@ -612,15 +612,17 @@ pub fn link_rows(links: &[Links]) -> impl Iterator<Item = Record> + '_ {
                 .map(move |(r, related)| (link.uid(related), l as u32, r as u32))
         })
         .collect();
-    order.sort_unstable_by(|a, b| {
-        let (x, y) = (&links[a.1 as usize], &links[b.1 as usize]);
-        (x.vendor.as_str(), x.tenant.as_str(), x.time, a.0).cmp(&(
-            y.vendor.as_str(),
-            y.tenant.as_str(),
-            y.time,
-            b.0,
-        ))
-    });
+    let key = |&(uid, l, _): &(Uuid, u32, u32)| {
+        let link = &links[l as usize];
+        SortKey::new(
+            Dataset::FindingEvents,
+            &link.vendor,
+            &link.tenant,
+            link.time,
+            uid,
+        )
+    };
+    order.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
     order.into_iter().filter_map(move |(uid, l, r)| {
         let link = links.get(l as usize)?;
         Some(link.row(link.related.get(r as usize)?, uid))
@@ -630,7 +632,6 @@ pub fn link_rows(links: &[Links]) -> impl Iterator<Item = Record> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::staging::SortKey;
 
     fn links(finding: u8, vendor: &str, time: i64, n: u8) -> Links {
         let event = |i: u8, dataset| EventRef {

@@ -26,7 +26,18 @@ pub struct SortKey<'a> {
     uid: Uuid,
 }
 
-impl SortKey<'_> {
+impl<'a> SortKey<'a> {
+    /// The key of a row not made yet (derived rows, made as the merge takes them).
+    pub fn new(dataset: Dataset, vendor: &'a str, tenant: &'a str, time: i64, uid: Uuid) -> Self {
+        SortKey {
+            dataset,
+            vendor,
+            tenant,
+            time,
+            uid,
+        }
+    }
+
     pub fn of(record: &Record) -> SortKey<'_> {
         let h = record.head();
         SortKey {
