@@ -89,6 +89,41 @@ const MAX_FAN_IN: usize = 256;
 /// Decompressed bytes buffered per input.
 const READ_BUFFER: usize = 8 * 1024;
 
+/// How a segment's records are encoded, as its header's `format` says. The header itself is
+/// always a JSON line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Format {
+    /// A JSON line per record: segments written before 2.
+    JsonLines,
+    /// A record per frame: its length (u32, little-endian), then the record in MessagePack,
+    /// structs as arrays. Decoding takes a third of the JSON time and the bytes are half, and
+    /// an array shorter than the struct (a segment staged before columns were appended)
+    /// still decodes: its missing fields take their `#[serde(default)]`.
+    MessagePack,
+}
+
+impl Format {
+    /// What new segments are written in.
+    pub(super) const CURRENT: Format = Format::MessagePack;
+
+    pub(super) fn number(self) -> u32 {
+        match self {
+            Format::JsonLines => 1,
+            Format::MessagePack => 2,
+        }
+    }
+
+    fn of(number: u32) -> Result<Format> {
+        match number {
+            1 => Ok(Format::JsonLines),
+            2 => Ok(Format::MessagePack),
+            n => anyhow::bail!(
+                "staging format {n} is newer than this build reads (1 or 2): run the scopetrail that wrote it"
+            ),
+        }
+    }
+}
+
 /// Reads a chain of segments one after another: their key ranges follow each other, so the
 /// chain is as sorted as one segment.
 struct Reader {
@@ -97,7 +132,11 @@ struct Reader {
     input: Box<dyn BufRead + Send>,
     /// The members still to read, when only some are: where each starts, and its length.
     members: std::vec::IntoIter<(u64, u64)>,
+    format: Format,
+    /// The current record's bytes: a JSON line, or a MessagePack frame's body.
     buf: String,
+    frame: Vec<u8>,
+    /// The current record's number in its segment, for errors.
     line: u64,
     /// The datasets wanted, when not all are.
     wanted: Option<Vec<Dataset>>,
@@ -112,7 +151,9 @@ impl Reader {
             path: PathBuf::new(),
             input: Box::new(std::io::empty()),
             members: Vec::new().into_iter(),
+            format: Format::JsonLines,
             buf: String::new(),
+            frame: Vec::new(),
             line: 0,
             wanted: only.map(<[Dataset]>::to_vec),
             only: only.map(|ds| ds.iter().map(|d| format!("{{\"{}\":", d.name())).collect()),
@@ -136,7 +177,10 @@ impl Reader {
             MultiGzDecoder::new(file),
         ));
         // The first line is the segment header.
-        self.read_line_here()?;
+        self.buf.clear();
+        self.input.read_line(&mut self.buf)?;
+        self.format =
+            header_format(&self.buf).with_context(|| format!("reading {}", self.path.display()))?;
         if let Some(wanted) = &self.wanted
             && let Some(members) = wanted_members(&self.buf, wanted, len)
         {
@@ -146,10 +190,10 @@ impl Reader {
         Ok(true)
     }
 
-    /// The next line of the chain.
-    fn read_line(&mut self) -> Result<bool> {
+    /// The next record's bytes of the chain.
+    fn read_record(&mut self) -> Result<bool> {
         loop {
-            if self.read_line_here()? {
+            if self.read_record_here()? {
                 return Ok(true);
             }
             if !self.open_next()? {
@@ -158,12 +202,22 @@ impl Reader {
         }
     }
 
-    /// The next line of the current segment.
-    fn read_line_here(&mut self) -> Result<bool> {
-        self.buf.clear();
+    /// The next record's bytes of the current segment.
+    fn read_record_here(&mut self) -> Result<bool> {
         self.line += 1;
         loop {
-            if self.input.read_line(&mut self.buf)? > 0 {
+            let read = match self.format {
+                Format::JsonLines => {
+                    self.buf.clear();
+                    self.input.read_line(&mut self.buf)? > 0
+                }
+                Format::MessagePack => {
+                    read_frame(&mut self.input, &mut self.frame).with_context(|| {
+                        format!("{}: record {}: cut short", self.path.display(), self.line)
+                    })?
+                }
+            };
+            if read {
                 return Ok(true);
             }
             let Some((offset, length)) = self.members.next() else {
@@ -181,23 +235,38 @@ impl Reader {
 
     fn next(&mut self) -> Result<Option<Record>> {
         loop {
-            if !self.read_line()? {
+            if !self.read_record()? {
                 return Ok(None);
             }
-            // Records are written externally tagged, so the tag is the first key: records of
-            // other datasets are passed over without being decoded.
-            if let Some(only) = &self.only
-                && !only.iter().any(|o| self.buf.starts_with(o.as_str()))
-            {
-                continue;
-            }
-            let record = serde_json::from_str(&self.buf).with_context(|| {
+            let unreadable = || {
                 format!(
-                    "{}:{}: unreadable staged record",
+                    "{}: record {}: unreadable staged record",
                     self.path.display(),
                     self.line
                 )
-            })?;
+            };
+            let record: Record = match self.format {
+                Format::JsonLines => {
+                    // Records are written externally tagged, so the tag is the first key:
+                    // records of other datasets are passed over without being decoded.
+                    if let Some(only) = &self.only
+                        && !only.iter().any(|o| self.buf.starts_with(o.as_str()))
+                    {
+                        continue;
+                    }
+                    serde_json::from_str(&self.buf).with_context(unreadable)?
+                }
+                // These segments list their members, so only wanted records are read, except
+                // in a merge round's file, which holds only wanted ones.
+                Format::MessagePack => {
+                    rmp_serde::from_slice(&self.frame).with_context(unreadable)?
+                }
+            };
+            if let Some(wanted) = &self.wanted
+                && !wanted.contains(&record.dataset())
+            {
+                continue;
+            }
             return Ok(Some(record));
         }
     }
@@ -346,7 +415,7 @@ impl<'a> Merge<'a> {
 
     fn write_to(mut self, path: &Path) -> Result<()> {
         let mut gz = crate::gz::writer(File::create(path)?, Compression::fast());
-        gz.write_all(b"{}\n")?;
+        writeln!(gz, "{{\"format\":{}}}", Format::CURRENT.number())?;
         let mut line = Vec::new();
         while let Some(record) = self.next_record()? {
             write_record(&mut gz, &mut line, &record)?;
@@ -388,6 +457,34 @@ fn chains(paths: &[PathBuf]) -> Result<Vec<Vec<PathBuf>>> {
     }
     chains.extend(ends.into_iter().map(|(_, chain)| chain));
     Ok(chains)
+}
+
+/// The format a header line names; segments written before formats were numbered have none
+/// (merge rounds) or 1, and are JSON lines.
+fn header_format(header: &str) -> Result<Format> {
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        #[serde(default)]
+        format: Option<u32>,
+    }
+    let listed: Listed = serde_json::from_str(header).context("the header line is not JSON")?;
+    listed.format.map_or(Ok(Format::JsonLines), Format::of)
+}
+
+/// A MessagePack frame into `frame`; false at the end of the input.
+fn read_frame(input: &mut dyn BufRead, frame: &mut Vec<u8>) -> std::io::Result<bool> {
+    if input.fill_buf()?.is_empty() {
+        return Ok(false);
+    }
+    let mut length = [0; 4];
+    input.read_exact(&mut length)?;
+    frame.clear();
+    let length = u64::from(u32::from_le_bytes(length));
+    let read = input.take(length).read_to_end(frame)?;
+    if (read as u64) < length {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(true)
 }
 
 /// A segment's bounds, from its header line.
@@ -433,17 +530,19 @@ fn wanted_members(header: &str, only: &[Dataset], len: u64) -> Option<Vec<(u64, 
     )
 }
 
-/// A record and its newline, encoded in `line` first: serde_json's many small writes cost
-/// less into a `Vec` than through a buffered gzip writer.
+/// A record as a frame of `Format::CURRENT`, encoded in `frame` first: the encoder's many
+/// small writes cost less into a `Vec` than through a buffered gzip writer.
 pub(super) fn write_record(
     out: &mut impl Write,
-    line: &mut Vec<u8>,
+    frame: &mut Vec<u8>,
     record: &Record,
 ) -> Result<()> {
-    line.clear();
-    serde_json::to_writer(&mut *line, record)?;
-    line.push(b'\n');
-    out.write_all(line)?;
+    frame.clear();
+    frame.extend_from_slice(&[0; 4]);
+    rmp_serde::encode::write(frame, record)?;
+    let length = u32::try_from(frame.len() - 4).context("a staged record over 4 GiB")?;
+    frame[..4].copy_from_slice(&length.to_le_bytes());
+    out.write_all(frame)?;
     Ok(())
 }
 
@@ -452,7 +551,8 @@ mod tests {
     use super::*;
     use crate::model::{Header, RateLimitEvent};
 
-    /// `open_only` passes records over by their first key, which must be the dataset's name.
+    /// `open_only` passes format 1's records over by their first key, which must be the
+    /// dataset's name.
     #[test]
     fn staged_records_start_with_their_dataset_name() {
         let record = event(0, 0);
@@ -461,6 +561,77 @@ mod tests {
             text.starts_with(&format!("{{\"{}\":", Dataset::RateLimitEvents.name())),
             "{text}"
         );
+    }
+
+    /// A segment staged before a column was appended holds shorter arrays: the new field
+    /// takes its default, and the fields before it are read as they were.
+    #[test]
+    fn a_record_staged_before_a_column_was_appended_reads_with_its_default() -> Result<()> {
+        let full: Record = crate::model::Denial {
+            head: Header {
+                time: 5,
+                event_uid: Uuid::from_u128(9),
+                vendor: "github".into(),
+                ..Default::default()
+            },
+            http_status: Some(403),
+            request_id: Some("r".into()),
+            ..Default::default()
+        }
+        .into();
+        let mut frame = Vec::new();
+        write_record(&mut Vec::new(), &mut frame, &full)?;
+        let mut bytes = frame[4..].to_vec();
+        // {"denials": [head, 15 fields]}, the last being request_id "r": drop it.
+        let array = b"\xa7denials\xdc\x00\x10";
+        let at = bytes
+            .windows(array.len())
+            .position(|w| w == array)
+            .context("a denial is a one-entry map to an array of 16")?;
+        bytes[at + array.len() - 1] = 0x0f;
+        assert_eq!(bytes.split_off(bytes.len() - 2), b"\xa1r");
+        let read: Record = rmp_serde::from_slice(&bytes)?;
+        let Record::Denials(read) = read else {
+            anyhow::bail!("not a denial: {read:?}");
+        };
+        assert_eq!((read.head.time, read.http_status), (5, Some(403)));
+        assert_eq!(read.request_id, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_newer_format_or_a_cut_record_is_an_error_naming_the_segment() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let write = |name: &str, header: &str, body: &[u8]| -> Result<PathBuf> {
+            let path = dir.path().join(name);
+            let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
+            writeln!(gz, "{header}")?;
+            gz.write_all(body)?;
+            std::fs::write(&path, crate::gz::finish(gz)?)?;
+            Ok(path)
+        };
+        let newer = write("newer.jsonl.gz", r#"{"format":3}"#, b"")?;
+        let e = Merge::open(&[newer], dir.path())
+            .err()
+            .context("format 3 refused")?;
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("newer.jsonl.gz") && e.contains("staging format 3"),
+            "{e}"
+        );
+
+        let mut frame = Vec::new();
+        write_record(&mut Vec::new(), &mut frame, &event(1, 1))?;
+        let mut body = frame.clone();
+        body.extend_from_slice(&frame[..frame.len() - 3]);
+        let cut = write("cut.jsonl.gz", r#"{"format":2}"#, &body)?;
+        let mut merge = Merge::open(&[cut], dir.path())?;
+        let e = format!(
+            "{:#}",
+            merge.next_record().err().context("record 2 is cut")?
+        );
+        assert!(e.contains("cut.jsonl.gz: record 2: cut short"), "{e}");
+        Ok(())
     }
 
     fn event(time: i64, n: u128) -> Record {

@@ -527,7 +527,7 @@ fn encode_segment(
         });
     }
     let header = SegmentHeader {
-        format: 1,
+        format: merge::Format::CURRENT.number(),
         source: source.to_string(),
         segment,
         created_ms: now.timestamp_millis(),
@@ -653,8 +653,36 @@ mod tests {
         Ok(crate::gz::finish(gz)?)
     }
 
+    /// The segment as format 1 wrote it: a member of JSON lines per dataset.
+    fn encode_json_members(records: &[Record]) -> Result<Vec<u8>> {
+        let mut sorted: Vec<&Record> = records.iter().collect();
+        sorted.sort_by(|a, b| SortKey::of(a).cmp(&SortKey::of(b)));
+        let (mut body, mut members) = (Vec::new(), Vec::new());
+        for group in sorted.chunk_by(|a, b| a.dataset() == b.dataset()) {
+            let offset = body.len();
+            let mut gz = crate::gz::writer(std::mem::take(&mut body), Compression::fast());
+            for r in group {
+                serde_json::to_writer(&mut gz, r)?;
+                gz.write_all(b"\n")?;
+            }
+            body = crate::gz::finish(gz)?;
+            members.push(serde_json::json!({
+                "dataset": group[0].dataset(), "offset": offset, "length": body.len() - offset,
+            }));
+        }
+        let header = serde_json::json!({
+            "format": 1, "source": "src", "segment": 1, "created_ms": 0, "rows": sorted.len(),
+            "partitions": [], "members": members,
+        });
+        let mut gz = crate::gz::writer(Vec::new(), Compression::fast());
+        writeln!(gz, "{header}")?;
+        let mut out = crate::gz::finish(gz)?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
     #[test]
-    fn members_are_read_alone_and_whole_segments_still_read() -> Result<()> {
+    fn members_are_read_alone_and_older_formats_still_read() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let mut records = Vec::new();
         for i in 0..300 {
@@ -672,21 +700,22 @@ mod tests {
             &new,
             encode_segment("src", 1, Utc::now(), &records, (0, Vec::new()))?,
         )?;
+        // Written before members, and in format 1 with members.
         let old = dir.path().join("old.jsonl.gz");
         std::fs::write(&old, encode_whole(&records)?)?;
+        let json = dir.path().join("json.jsonl.gz");
+        std::fs::write(&json, encode_json_members(&records)?)?;
         let header = read_header(&new)?;
+        assert_eq!(header.format, 2);
         let members = header.members.clone().unwrap_or_default();
         assert_eq!(
             members.iter().map(|m| m.dataset).collect::<Vec<_>>(),
             vec![Dataset::Denials, Dataset::RateLimitEvents]
         );
-        // Read whole (as by a binary from before members), a segment is the same lines.
-        let mut whole = String::new();
-        std::io::Read::read_to_string(
-            &mut MultiGzDecoder::new(std::fs::File::open(&new)?),
-            &mut whole,
-        )?;
-        assert_eq!(whole.lines().count(), records.len() + 1);
+        assert!(
+            members[0].length < encode_json_members(&records)?.len() as u64 / 2,
+            "MessagePack is smaller than JSON lines"
+        );
         let all = |paths: &[std::path::PathBuf], only: Option<&[Dataset]>| -> Result<Vec<Uuid>> {
             let mut merge = Merge::open_only(paths, only, dir.path())?;
             let mut out = Vec::new();
@@ -705,6 +734,11 @@ mod tests {
             let from_new = all(std::slice::from_ref(&new), only)?;
             let from_old = all(std::slice::from_ref(&old), only)?;
             assert_eq!(from_new, from_old, "{only:?}");
+            assert_eq!(
+                all(std::slice::from_ref(&json), only)?,
+                from_new,
+                "{only:?}"
+            );
             let expected = records
                 .iter()
                 .filter(|r| only.is_none_or(|o| o.contains(&r.dataset())))
