@@ -27,6 +27,18 @@ impl Kind {
     pub fn neutralized(self) -> bool {
         matches!(self, Kind::Text | Kind::List)
     }
+
+    /// What a cell of this kind holds, for errors.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Kind::EpochMs | Kind::Integer => "an integer",
+            Kind::DateTime => "an RFC 3339 time",
+            Kind::Uuid => "a UUID",
+            Kind::Boolean => "true or false",
+            Kind::Id | Kind::Text => "text",
+            Kind::List => "a list",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -166,4 +178,132 @@ impl ToCell for Option<uuid::Uuid> {
     fn to_cell(&self) -> Cell<'_> {
         self.as_ref().map_or(Cell::Null, Cell::Uuid)
     }
+}
+
+/// A cell read back from CSV, typed by its column's `Kind`: a `Cell`, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellValue {
+    /// An empty cell.
+    Null,
+    Int(i64),
+    Bool(bool),
+    Str(String),
+    List(Vec<String>),
+    Uuid(uuid::Uuid),
+}
+
+/// `ToCell` in reverse: a field's value from its cell, `None` when the value cannot be the
+/// field's (an empty cell for a number or a uuid that is not optional).
+pub trait FromCell: Sized {
+    fn from_cell(value: CellValue) -> Option<Self>;
+}
+
+impl FromCell for Option<String> {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Null => Some(None),
+            CellValue::Str(s) => Some(Some(s)),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for String {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Null => Some(String::new()),
+            CellValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for Option<i64> {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Null => Some(None),
+            CellValue::Int(n) => Some(Some(n)),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for i64 {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Int(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for Option<bool> {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Null => Some(None),
+            CellValue::Bool(b) => Some(Some(b)),
+            _ => None,
+        }
+    }
+}
+
+/// An empty cell is an empty list.
+impl FromCell for Vec<String> {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Null => Some(Vec::new()),
+            CellValue::List(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// An empty cell is unknown: `Some(vec![])` does not survive CSV.
+impl FromCell for Option<Vec<String>> {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Null => Some(None),
+            CellValue::List(items) => Some(Some(items)),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for uuid::Uuid {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Uuid(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for Option<uuid::Uuid> {
+    fn from_cell(value: CellValue) -> Option<Self> {
+        match value {
+            CellValue::Null => Some(None),
+            CellValue::Uuid(u) => Some(Some(u)),
+            _ => None,
+        }
+    }
+}
+
+/// One field of a row read back: its column's value, as the field's type.
+pub(super) fn field<T: FromCell>(
+    column: &'static Column,
+    value: &mut dyn FnMut(&'static Column) -> Result<CellValue, String>,
+) -> Result<T, (&'static Column, String)> {
+    let v = value(column).map_err(|e| (column, e))?;
+    let empty = v == CellValue::Null;
+    T::from_cell(v).ok_or_else(|| {
+        let what = if empty {
+            "empty"
+        } else {
+            "the wrong kind of value"
+        };
+        (
+            column,
+            format!("{what}, expected {}", column.kind.expected()),
+        )
+    })
 }

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::column::{Cell, Column, Kind, ToCell, boolean, datetime, id, int, list, text};
+use super::column::{
+    Cell, CellValue, Column, Kind, ToCell, boolean, datetime, field, id, int, list, text,
+};
 
 /// The leading columns every dataset shares.
 pub const HEADER_COLUMNS: &[Column] = &[
@@ -70,7 +72,27 @@ impl Header {
         out.push(self.source_event_uid.to_cell());
         out.push(self.credential.to_cell());
     }
+
+    /// `push_cells` in reverse; `time_dt` repeats `time` and is passed over.
+    fn from_values(value: Values<'_>) -> Result<Header, (&'static Column, String)> {
+        let c = HEADER_COLUMNS;
+        let time = field(&c[0], value)?;
+        value(&c[1]).map_err(|e| (&c[1], e))?;
+        Ok(Header {
+            time,
+            event_uid: field(&c[2], value)?,
+            vendor: field(&c[3], value)?,
+            tenant: field(&c[4], value)?,
+            environment: field(&c[5], value)?,
+            source: field(&c[6], value)?,
+            source_event_uid: field(&c[7], value)?,
+            credential: field(&c[8], value)?,
+        })
+    }
 }
+
+/// Where a row read back gets its values: each column's, called in column order.
+pub type Values<'a> = &'a mut dyn FnMut(&'static Column) -> Result<CellValue, String>;
 
 macro_rules! datasets {
     (
@@ -145,6 +167,14 @@ macro_rules! datasets {
                         _ => None,
                     }
                 }
+
+                fn from_values(head: Header, value: Values<'_>) -> Result<Self, (&'static Column, String)> {
+                    let mut columns = Self::COLUMNS.iter();
+                    let mut next = || columns.next().ok_or_else(|| {
+                        (&HEADER_COLUMNS[0], "a field without a column".to_string())
+                    });
+                    Ok($ty { head, $( $field: field(next()?, value)?, )* })
+                }
             }
 
             impl From<$ty> for Record {
@@ -175,6 +205,13 @@ macro_rules! datasets {
                 let mut out = Vec::with_capacity(HEADER_COLUMNS.len() + self.dataset().specific_columns().len());
                 match self { $(Record::$variant(r) => { r.head.push_cells(&mut out); r.push_cells(&mut out); }),* }
                 out
+            }
+
+            /// A row read back from CSV: `value` gives each column's value, in column order.
+            /// An error names the column.
+            pub fn from_values(dataset: Dataset, value: Values<'_>) -> Result<Record, (&'static Column, String)> {
+                let head = Header::from_values(value)?;
+                Ok(match dataset { $(Dataset::$variant => Record::$variant($ty::from_values(head, value)?)),* })
             }
 
             /// A dataset-specific optional string column, by name.

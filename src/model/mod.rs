@@ -6,7 +6,7 @@ mod datasets;
 pub mod schema;
 pub mod uid;
 
-pub use column::{Cell, Column, Kind, ToCell};
+pub use column::{Cell, CellValue, Column, FromCell, Kind, ToCell};
 pub use datasets::*;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};

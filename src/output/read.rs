@@ -22,11 +22,10 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use flate2::read::MultiGzDecoder;
 use rustc_hash::FxHashMap;
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::csv::decode_list;
-use crate::model::{Column, Dataset, HEADER_COLUMNS, Header, Kind, Record, utc_day};
+use crate::model::{CellValue, Column, Dataset, Kind, Record, utc_day};
 use crate::store::ObjectStore;
 
 /// The header column that repeats `time` as RFC 3339: not a field of any record.
@@ -43,7 +42,7 @@ pub fn parse_csv(reader: impl Read, dataset: Dataset, name: &str) -> Result<Vec<
 /// be read. An I/O error (a truncated or corrupt gzip stream) ends the iteration.
 pub struct CsvRows<R: Read> {
     reader: ::csv::Reader<R>,
-    layout: Layout,
+    dataset: Dataset,
     name: String,
     record: ::csv::ByteRecord,
     done: bool,
@@ -63,7 +62,7 @@ impl<R: Read> CsvRows<R> {
         check_header(&header, dataset, name)?;
         Ok(CsvRows {
             reader,
-            layout: Layout::new(dataset)?,
+            dataset,
             name: name.to_string(),
             record: ::csv::ByteRecord::new(),
             done: false,
@@ -71,7 +70,7 @@ impl<R: Read> CsvRows<R> {
     }
 
     pub fn dataset(&self) -> Dataset {
-        self.layout.dataset
+        self.dataset
     }
 }
 
@@ -89,7 +88,7 @@ impl<R: Read> Iterator for CsvRows<R> {
             }
             Ok(true) => {
                 let line = self.record.position().map_or(0, |p| p.line());
-                Some(self.layout.record(&self.record, &self.name, line))
+                Some(record(self.dataset, &self.record, &self.name, line))
             }
             Err(e) => {
                 self.done = e.is_io_error();
@@ -148,166 +147,44 @@ fn check_header(header: &::csv::ByteRecord, dataset: Dataset, name: &str) -> Res
     Ok(())
 }
 
-/// Where a column's value goes in the record's JSON form.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    Skip,
-    Head,
-    Body,
-}
-
-/// What the field's type makes of an empty cell, learnt from a default record.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Shape {
-    /// `Option<_>`: null.
-    Optional,
-    /// `Vec<String>`: an empty list.
-    List,
-    /// A plain `String` (empty) or a number, a uuid (an empty cell is an error).
-    Required,
-}
-
-#[derive(Debug)]
-struct Slot {
-    column: &'static Column,
-    target: Target,
-    shape: Shape,
-}
-
-/// How one dataset's columns become a `Record`: through its externally tagged JSON form
-/// `{"<dataset>": {"head": {...}, "<field>": ...}}`, starting from a default record's.
-#[derive(Debug)]
-struct Layout {
-    dataset: Dataset,
-    slots: Vec<Slot>,
-    head: Map<String, Value>,
-    body: Map<String, Value>,
-}
-
-impl Layout {
-    fn new(dataset: Dataset) -> Result<Layout> {
-        let name = dataset.name();
-        let head = serde_json::to_value(Header::default())?;
-        let default: Record = serde_json::from_value(serde_json::json!({ name: { "head": head } }))
-            .with_context(|| format!("a default {name} record"))?;
-        anyhow::ensure!(
-            default.dataset() == dataset,
-            "a {name} record is tagged {}",
-            default.dataset().name()
-        );
-        let Value::Object(mut tagged) = serde_json::to_value(&default)? else {
-            anyhow::bail!("a {name} record is not a JSON object");
-        };
-        let Some(Value::Object(mut body)) = tagged.remove(name) else {
-            anyhow::bail!("a {name} record is not tagged {name:?} in JSON");
-        };
-        let Some(Value::Object(head)) = body.remove("head") else {
-            anyhow::bail!("a {name} record has no head");
-        };
-        let slots = dataset
-            .columns()
-            .enumerate()
-            .map(|(i, column)| {
-                let (target, default) = if column.name == TIME_DT {
-                    (Target::Skip, &Value::Null)
-                } else {
-                    let (target, fields) = if i < HEADER_COLUMNS.len() {
-                        (Target::Head, &head)
-                    } else {
-                        (Target::Body, &body)
-                    };
-                    let default = fields.get(column.name).with_context(|| {
-                        format!("column {} of {name} is no field of its record", column.name)
-                    })?;
-                    (target, default)
-                };
-                let shape = match default {
-                    Value::Null => Shape::Optional,
-                    Value::Array(_) => Shape::List,
-                    _ => Shape::Required,
-                };
-                Ok(Slot {
-                    column,
-                    target,
-                    shape,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Layout {
-            dataset,
-            slots,
-            head,
-            body,
-        })
-    }
-
-    fn record(&self, cells: &::csv::ByteRecord, name: &str, line: u64) -> Result<Record> {
-        let mut head = self.head.clone();
-        let mut body = self.body.clone();
-        // Cells past the known columns (a newer v1) are left out by the zip.
-        for (slot, bytes) in self.slots.iter().zip(cells.iter()) {
-            let fields = match slot.target {
-                Target::Skip => continue,
-                Target::Head => &mut head,
-                Target::Body => &mut body,
-            };
-            let column = slot.column;
-            let fail =
-                |what: String| anyhow!("{name}: line {line}, column {}: {what}", column.name);
-            let text = std::str::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8: {e}")))?;
-            if text.is_empty() {
-                // Null: the default record's value is right, except for a required number or
-                // uuid, which has none. A required string is the empty string.
-                if slot.shape == Shape::Required && !matches!(column.kind, Kind::Text | Kind::Id) {
-                    return Err(fail(format!("empty, expected {}", expected(column.kind))));
-                }
-                continue;
-            }
-            let value = cell_value(column.kind, text).map_err(fail)?;
-            if let Some(field) = fields.get_mut(column.name) {
-                *field = value;
-            }
+/// A row's cells as a `Record`: each column's text typed by its `Kind`, then taken by its
+/// field (`Record::from_values`).
+fn record(dataset: Dataset, cells: &::csv::ByteRecord, name: &str, line: u64) -> Result<Record> {
+    // Cells past the known columns (a newer v1) are never asked for.
+    let mut cells = cells.iter();
+    let mut value = |column: &'static Column| -> Result<CellValue, String> {
+        let bytes = cells.next().ok_or("missing")?;
+        if column.name == TIME_DT {
+            return Ok(CellValue::Null);
         }
-        body.insert("head".to_string(), Value::Object(head));
-        let mut tagged = Map::new();
-        tagged.insert(self.dataset.name().to_string(), Value::Object(body));
-        serde_json::from_value(Value::Object(tagged))
-            .map_err(|e| anyhow!("{name}: line {line}: {e}"))
-    }
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+        if text.is_empty() {
+            return Ok(CellValue::Null);
+        }
+        cell_value(column.kind, text)
+    };
+    Record::from_values(dataset, &mut value)
+        .map_err(|(column, what)| anyhow!("{name}: line {line}, column {}: {what}", column.name))
 }
 
-fn expected(kind: Kind) -> &'static str {
-    match kind {
-        Kind::EpochMs | Kind::Integer => "an integer",
-        Kind::DateTime => "an RFC 3339 time",
-        Kind::Uuid => "a UUID",
-        Kind::Boolean => "true or false",
-        Kind::Id | Kind::Text => "text",
-        Kind::List => "a list",
-    }
-}
-
-/// A non-empty cell's value in the record's JSON form.
-fn cell_value(kind: Kind, text: &str) -> Result<Value, String> {
-    let bad = || format!("{:?} is not {}", shown(text), expected(kind));
+/// A non-empty cell's value.
+fn cell_value(kind: Kind, text: &str) -> Result<CellValue, String> {
+    let bad = || format!("{:?} is not {}", shown(text), kind.expected());
     Ok(match kind {
-        Kind::EpochMs | Kind::Integer => Value::from(text.parse::<i64>().map_err(|_| bad())?),
+        Kind::EpochMs | Kind::Integer => CellValue::Int(text.parse::<i64>().map_err(|_| bad())?),
         Kind::DateTime => {
             let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| bad())?;
-            Value::from(time.timestamp_millis())
+            CellValue::Int(time.timestamp_millis())
         }
-        Kind::Uuid => {
-            Uuid::try_parse(text).map_err(|_| bad())?;
-            Value::from(text)
-        }
+        Kind::Uuid => CellValue::Uuid(Uuid::try_parse(text).map_err(|_| bad())?),
         Kind::Boolean => match text {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
+            "true" => CellValue::Bool(true),
+            "false" => CellValue::Bool(false),
             _ => return Err(bad()),
         },
-        Kind::Id => Value::from(text),
-        Kind::Text => Value::from(unneutralize(text)),
-        Kind::List => Value::from(decode_list(unneutralize(text))),
+        Kind::Id => CellValue::Str(text.to_string()),
+        Kind::Text => CellValue::Str(unneutralize(text).to_string()),
+        Kind::List => CellValue::List(decode_list(unneutralize(text))),
     })
 }
 
@@ -470,11 +347,12 @@ pub async fn for_each_exported<S: Sink>(
 #[cfg(test)]
 mod tests {
     use flate2::Compression;
-    use serde_json::json;
 
     use super::*;
     use crate::model::uid::uid_of;
-    use crate::model::{Denial, Finding, RateLimitBurst, TokenSnapshot, WebhookFailure};
+    use crate::model::{
+        Denial, Finding, HEADER_COLUMNS, Header, RateLimitBurst, TokenSnapshot, WebhookFailure,
+    };
     use crate::output::csv::CsvEncoder;
     use crate::staging::Partition;
     use crate::store::local::LocalStore;
@@ -507,10 +385,41 @@ mod tests {
         }
     }
 
-    /// A record of `dataset` with every column set, through its JSON form so that every
-    /// column, including those appended later, is covered.
+    /// A record of `dataset` made column by column, as a reader would, so that every column,
+    /// including those appended later, is covered: `head`'s values, then `specific`'s.
+    fn record_of(
+        dataset: Dataset,
+        head: &Header,
+        specific: impl Fn(usize, &Column) -> CellValue,
+    ) -> Result<Record> {
+        let mut at = 0usize;
+        let mut value = |column: &'static Column| -> Result<CellValue, String> {
+            at += 1;
+            let text = |s: &str| CellValue::Str(s.to_string());
+            Ok(match (at - 1).checked_sub(HEADER_COLUMNS.len()) {
+                Some(i) => specific(i, column),
+                None => match column.name {
+                    "time" => CellValue::Int(head.time),
+                    "event_uid" => CellValue::Uuid(head.event_uid),
+                    "vendor" => text(&head.vendor),
+                    "tenant" => text(&head.tenant),
+                    "environment" => text(&head.environment),
+                    "source" => text(&head.source),
+                    "source_event_uid" => head
+                        .source_event_uid
+                        .as_deref()
+                        .map_or(CellValue::Null, text),
+                    "credential" => head.credential.as_deref().map_or(CellValue::Null, text),
+                    _ => CellValue::Null,
+                },
+            })
+        };
+        Record::from_values(dataset, &mut value)
+            .map_err(|(column, what)| anyhow!("{}: {what}", column.name))
+    }
+
+    /// A record of `dataset` with every column set.
     fn full_record(dataset: Dataset, seed: i64) -> Result<Record> {
-        let layout = Layout::new(dataset)?;
         let texts = [
             "=1+2, \"quoted\"",
             "+33 1 23",
@@ -519,25 +428,22 @@ mod tests {
             "'plain' text, with a comma",
             "a=b",
         ];
-        let mut body = layout.body.clone();
-        for (i, column) in dataset.specific_columns().iter().enumerate() {
+        record_of(dataset, &head(dataset, seed, T + seed), |i, column| {
             let n = i as i64 + seed;
-            let value = match column.kind {
-                Kind::Text => json!(texts[(i + seed as usize) % texts.len()]),
-                Kind::Id => json!(format!("-id+/{n}==")),
-                Kind::Integer => json!(-42 - n),
-                Kind::Boolean => json!(n % 2 == 0),
-                Kind::DateTime | Kind::EpochMs => json!(T + n),
-                Kind::Uuid => json!(uid_of(&[&n.to_string()])),
-                Kind::List => json!(["=SUM(A1)", "role:Org Admin", "50%", "a%20b", "tab\there"]),
-            };
-            body.insert(column.name.to_string(), value);
-        }
-        body.insert(
-            "head".into(),
-            serde_json::to_value(head(dataset, seed, T + seed))?,
-        );
-        Ok(serde_json::from_value(json!({ dataset.name(): body }))?)
+            match column.kind {
+                Kind::Text => CellValue::Str(texts[(i + seed as usize) % texts.len()].into()),
+                Kind::Id => CellValue::Str(format!("-id+/{n}==")),
+                Kind::Integer => CellValue::Int(-42 - n),
+                Kind::Boolean => CellValue::Bool(n % 2 == 0),
+                Kind::DateTime | Kind::EpochMs => CellValue::Int(T + n),
+                Kind::Uuid => CellValue::Uuid(uid_of(&[&n.to_string()])),
+                Kind::List => CellValue::List(
+                    ["=SUM(A1)", "role:Org Admin", "50%", "a%20b", "tab\there"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+            }
+        })
     }
 
     /// Every field null or empty.
@@ -547,26 +453,27 @@ mod tests {
             event_uid: uid_of(&["empty", dataset.name(), &seed.to_string()]),
             ..Header::default()
         };
-        Ok(serde_json::from_value(
-            json!({ dataset.name(): { "head": head } }),
-        )?)
+        record_of(dataset, &head, |_, _| CellValue::Null)
     }
 
     #[test]
     fn records_are_tagged_by_dataset_name_and_every_column_is_a_field() -> Result<()> {
         for &dataset in Dataset::ALL.iter().chain(Dataset::INTERNAL) {
-            let layout = Layout::new(dataset)?;
             let record = full_record(dataset, 0)?;
             assert_eq!(record.dataset(), dataset);
             let tagged = serde_json::to_value(&record)?;
             assert!(tagged.get(dataset.name()).is_some(), "{tagged}");
-            let skipped: Vec<_> = layout
-                .slots
-                .iter()
-                .filter(|s| matches!(s.target, Target::Skip))
-                .map(|s| s.column.name)
-                .collect();
-            assert_eq!(skipped, [TIME_DT]);
+            // Every field was set from a column: none is left at its default.
+            let fields = tagged[dataset.name()].as_object().map_or(0, |o| o.len());
+            assert_eq!(fields, dataset.specific_columns().len() + 1, "{tagged}");
+            assert!(
+                tagged[dataset.name()]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .all(|(_, v)| !v.is_null()),
+                "{tagged}"
+            );
             // Dedup knows every dataset that has a revision.
             let has_revision = dataset.columns().any(|c| c.name == "revision");
             assert_eq!(revision(&record).is_some(), has_revision, "{dataset:?}");
