@@ -693,29 +693,32 @@ fn the_probes_own_429_is_retried_and_staged_as_scopetrail_self() {
         .says("scp:gl:journal:read");
     assert_eq!(idp.paths().iter().filter(|p| *p == "/token").count(), 2);
     let staged = setup.out().join("_state/staging/scopetrail.snapshot");
+    let segments: Vec<std::path::PathBuf> = std::fs::read_dir(&staged)
+        .expect("staged")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string());
+            name.is_some_and(|n| n.ends_with(".jsonl.gz") && !n.starts_with('.'))
+        })
+        .collect();
+    let scratch = tempfile::tempdir().expect("scratch");
+    let mut merge = scopetrail::staging::Merge::open(&segments, scratch.path()).expect("merge");
     let mut own = Vec::new();
-    for entry in std::fs::read_dir(staged).expect("staged").flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.ends_with(".jsonl.gz") && !name.starts_with('.') {
-            let text = String::from_utf8_lossy(&common::gunzip(&entry.path())).into_owned();
-            own.extend(
-                text.lines()
-                    .filter(|l| l.contains("scopetrail.self"))
-                    .map(String::from),
-            );
+    while let Some(record) = merge.next_record().expect("a staged record") {
+        if record.head().source == "scopetrail.self" {
+            own.push(record);
         }
     }
     assert_eq!(own.len(), 1, "{own:#?}");
-    for expected in [
-        "rate_limit_events",
-        "\"http_status\":429",
-        "\"retry_after_s\":1",
-        "\"ratelimit_limit\":600",
-        "\"api_operation\":\"/token\"",
-        "\"http_method\":\"POST\"",
-        "\"vendor\":\"okta\"",
-        "\"credential\":\"erp-sync\"",
-    ] {
-        assert!(own[0].contains(expected), "{expected} in {}", own[0]);
-    }
+    let scopetrail::model::Record::RateLimitEvents(e) = &own[0] else {
+        panic!("not a rate-limit event: {:?}", own[0]);
+    };
+    assert_eq!(e.http_status, Some(429));
+    assert_eq!(e.retry_after_s, Some(1));
+    assert_eq!(e.ratelimit_limit, Some(600));
+    assert_eq!(e.api_operation.as_deref(), Some("/token"));
+    assert_eq!(e.http_method.as_deref(), Some("POST"));
+    assert_eq!(e.head.vendor, "okta");
+    assert_eq!(e.head.credential.as_deref(), Some("erp-sync"));
 }

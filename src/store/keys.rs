@@ -52,6 +52,9 @@ pub fn segment_prefix(source: &str) -> String {
     format!("_state/staging/{source}/")
 }
 
+/// `.jsonl.gz` since format 1: the header is still a JSON line, but format 2's records after it
+/// are MessagePack (`staging::merge::Format`). Renaming would strand the segments of earlier
+/// builds, which are read for weeks after an upgrade.
 pub fn segment_key(source: &str, segment: u64) -> String {
     format!("{}{segment:012}.jsonl.gz", segment_prefix(source))
 }
