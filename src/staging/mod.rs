@@ -512,12 +512,12 @@ fn encode_segment(
     // header can say where each member is.
     let mut body = Vec::new();
     let mut members = Vec::new();
-    let mut line = Vec::new();
+    let mut frame = Vec::new();
     for group in records.chunk_by(|a, b| a.dataset() == b.dataset()) {
         let offset = body.len() as u64;
         let mut gz = crate::gz::writer(std::mem::take(&mut body), Compression::fast());
         for r in group {
-            merge::write_record(&mut gz, &mut line, r)?;
+            merge::write_record(&mut gz, &mut frame, r)?;
         }
         body = crate::gz::finish(gz)?;
         members.push(Member {
