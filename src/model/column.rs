@@ -198,16 +198,17 @@ pub trait FromCell: Sized {
     fn from_cell(value: CellValue) -> Option<Self>;
 }
 
-impl FromCell for Option<String> {
+/// An empty cell is `None`; anything else is the inner type's.
+impl<T: FromCell> FromCell for Option<T> {
     fn from_cell(value: CellValue) -> Option<Self> {
         match value {
             CellValue::Null => Some(None),
-            CellValue::Str(s) => Some(Some(s)),
-            _ => None,
+            v => T::from_cell(v).map(Some),
         }
     }
 }
 
+/// A required string: an empty cell is the empty string.
 impl FromCell for String {
     fn from_cell(value: CellValue) -> Option<Self> {
         match value {
@@ -218,11 +219,13 @@ impl FromCell for String {
     }
 }
 
-impl FromCell for Option<i64> {
+/// A required list: an empty cell is an empty list (as `Option<Vec<String>>`, it is unknown:
+/// `Some(vec![])` does not survive CSV).
+impl FromCell for Vec<String> {
     fn from_cell(value: CellValue) -> Option<Self> {
         match value {
-            CellValue::Null => Some(None),
-            CellValue::Int(n) => Some(Some(n)),
+            CellValue::Null => Some(Vec::new()),
+            CellValue::List(items) => Some(items),
             _ => None,
         }
     }
@@ -237,33 +240,10 @@ impl FromCell for i64 {
     }
 }
 
-impl FromCell for Option<bool> {
+impl FromCell for bool {
     fn from_cell(value: CellValue) -> Option<Self> {
         match value {
-            CellValue::Null => Some(None),
-            CellValue::Bool(b) => Some(Some(b)),
-            _ => None,
-        }
-    }
-}
-
-/// An empty cell is an empty list.
-impl FromCell for Vec<String> {
-    fn from_cell(value: CellValue) -> Option<Self> {
-        match value {
-            CellValue::Null => Some(Vec::new()),
-            CellValue::List(items) => Some(items),
-            _ => None,
-        }
-    }
-}
-
-/// An empty cell is unknown: `Some(vec![])` does not survive CSV.
-impl FromCell for Option<Vec<String>> {
-    fn from_cell(value: CellValue) -> Option<Self> {
-        match value {
-            CellValue::Null => Some(None),
-            CellValue::List(items) => Some(Some(items)),
+            CellValue::Bool(b) => Some(b),
             _ => None,
         }
     }
@@ -273,16 +253,6 @@ impl FromCell for uuid::Uuid {
     fn from_cell(value: CellValue) -> Option<Self> {
         match value {
             CellValue::Uuid(u) => Some(u),
-            _ => None,
-        }
-    }
-}
-
-impl FromCell for Option<uuid::Uuid> {
-    fn from_cell(value: CellValue) -> Option<Self> {
-        match value {
-            CellValue::Null => Some(None),
-            CellValue::Uuid(u) => Some(Some(u)),
             _ => None,
         }
     }
