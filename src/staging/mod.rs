@@ -369,34 +369,45 @@ impl SourceSession<'_> {
     /// Stages a page and commits the cursor that follows it. Records already staged (same
     /// event_uid) are dropped; personal data is handled per `[privacy]` before anything is
     /// written.
-    pub async fn save(&mut self, records: Vec<Record>, cursor: serde_json::Value) -> Result<()> {
+    pub async fn save(
+        &mut self,
+        mut records: Vec<Record>,
+        cursor: serde_json::Value,
+    ) -> Result<()> {
         self.stats.pages += 1;
         self.run
             .progress
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut fresh = Vec::with_capacity(records.len());
-        for mut record in records {
+        // Filtered in place: a page of large records is not copied into a second one.
+        let mut impossible = Vec::new();
+        let (seen, stats, dedup) = (&mut self.seen, &mut self.stats, &mut self.checkpoint.dedup);
+        records.retain_mut(|record| {
             let time = record.head().time;
             if !(0..=crate::model::MAX_TIME_MS).contains(&time) {
-                self.malformed(
-                    &format!(
-                        "{} row {}",
-                        record.dataset().name(),
-                        record.head().source_event_uid.as_deref().unwrap_or("?")
-                    ),
-                    &format!("impossible event time {time} (epoch ms); the row is dropped"),
+                let at = format!(
+                    "{} row {}",
+                    record.dataset().name(),
+                    record.head().source_event_uid.as_deref().unwrap_or("?")
                 );
-                continue;
+                impossible.push((at, time));
+                return false;
             }
             let uid = record.head().event_uid;
-            if !self.seen.insert(uid) {
-                self.stats.duplicates += 1;
-                continue;
+            if !seen.insert(uid) {
+                stats.duplicates += 1;
+                return false;
             }
-            self.run.privacy.apply(&mut record);
-            self.checkpoint.dedup.push((uid, record.head().time));
-            fresh.push(record);
+            self.run.privacy.apply(record);
+            dedup.push((uid, time));
+            true
+        });
+        for (at, time) in impossible {
+            self.malformed(
+                &at,
+                &format!("impossible event time {time} (epoch ms); the row is dropped"),
+            );
         }
+        let fresh = records;
         let mut next = self.checkpoint.clone();
         next.cursor = Some(cursor);
         // Pruned on every page: the whole set is written with each checkpoint.
@@ -786,6 +797,93 @@ mod tests {
                 ("b".into(), "1970-01-01".into(), 1)
             ]
         );
+        Ok(())
+    }
+
+    /// `save` keeps the first of each event and only those with a possible time, hands
+    /// personal data per `[privacy]` before anything is written, and stages what it kept.
+    #[tokio::test]
+    async fn a_page_is_staged_without_repeats_impossible_times_or_dropped_columns() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store: SharedStore =
+            std::sync::Arc::new(crate::store::local::LocalStore::open(dir.path().join("s"))?);
+        let staging = Staging::new(store);
+        let privacy = Privacy {
+            key: None,
+            columns: [(
+                "actor_user".to_string(),
+                crate::privacy::PrivacyAction::Drop,
+            )]
+            .into(),
+        };
+        let now = Utc::now();
+        // Within the dedup horizon, or the checkpoint forgets them.
+        let t = now.timestamp_millis() - 60_000;
+        let run = Collection {
+            now,
+            privacy: &privacy,
+            dedup_horizon: chrono::Duration::days(3650),
+            lease: None,
+            cancel: CancellationToken::new(),
+            progress: Default::default(),
+        };
+        let mut session = staging.open("src", run).await?;
+        let with_user = |tenant: &str, time: i64, id: &str| {
+            let mut r = denial(tenant, time, id);
+            if let Record::Denials(d) = &mut r {
+                d.actor_user = Some(format!("user-{id}"));
+            }
+            r
+        };
+        let page = vec![
+            with_user("a", t, "1"),
+            with_user("a", t + 1, "1"), // the same event_uid, read again
+            with_user("a", -5, "2"),
+            with_user("b", t + 2, "3"),
+            with_user("b", crate::model::MAX_TIME_MS + 1, "4"),
+        ];
+        let kept: Vec<Uuid> = [&page[0], &page[3]]
+            .iter()
+            .map(|r| r.head().event_uid)
+            .collect();
+        session.save(page, serde_json::json!({"at": 1})).await?;
+        // A second page repeating an event staged by the first drops it too.
+        session
+            .save(vec![with_user("a", t, "1")], serde_json::json!({"at": 2}))
+            .await?;
+        let stats = session.stats().clone();
+        assert_eq!((stats.staged, stats.duplicates, stats.malformed), (2, 2, 2));
+        assert!(
+            stats.malformed_examples[0].contains("impossible event time -5"),
+            "{:?}",
+            stats.malformed_examples
+        );
+        let dedup: Vec<Uuid> = session.checkpoint().dedup.iter().map(|(u, _)| *u).collect();
+        assert_eq!(dedup, kept);
+        assert_eq!(
+            session.checkpoint().cursor,
+            Some(serde_json::json!({"at": 2}))
+        );
+
+        let copy = staging.fetch_segment("src", 1, dir.path()).await?;
+        let mut merge = Merge::open(&[copy.path().to_path_buf()], dir.path())?;
+        let mut staged = Vec::new();
+        while let Some(r) = merge.next_record()? {
+            staged.push(r);
+        }
+        assert_eq!(
+            staged
+                .iter()
+                .map(|r| r.head().event_uid)
+                .collect::<Vec<_>>(),
+            kept
+        );
+        for r in &staged {
+            let Record::Denials(d) = r else {
+                panic!("{r:?}")
+            };
+            assert_eq!(d.actor_user, None, "dropped before staging");
+        }
         Ok(())
     }
 }

@@ -523,7 +523,7 @@ impl Reader {
         let mut pass = Pass {
             counts: Counts::new(self.max_operations, &cursor.operations),
             cursor,
-            page: Vec::new(),
+            page: Vec::with_capacity(PAGE_RECORDS),
             counts_from: None,
             host_mappings: FxHashMap::default(),
             credentials: FxHashMap::default(),
@@ -590,14 +590,20 @@ impl Reader {
     /// Stages what was read so far, with the cursor that follows it.
     fn flush(&self, pass: &mut Pass<'_>) -> Result<()> {
         let from = pass.counts_from.take().unwrap_or_default();
-        for (key, n) in pass.counts.take() {
+        let counted = pass.counts.take();
+        pass.page.reserve_exact(counted.len());
+        // The next page is reserved whole, with room for about as many counts as this one:
+        // records are large, and a page grown from empty (or grown for its counts) moved
+        // them and touched up to twice its memory, which the allocator hands back at once.
+        let next = Vec::with_capacity(PAGE_RECORDS + counted.len() + counted.len() / 4);
+        for (key, n) in counted {
             pass.page.push(self.count_row(&pass.counts, key, n, &from));
         }
         pass.cursor.operations = pass.counts.admitted();
         let cursor = serde_json::to_value(&pass.cursor)?;
         send(
             pass.tx,
-            Message::Page(std::mem::take(&mut pass.page), cursor),
+            Message::Page(std::mem::replace(&mut pass.page, next), cursor),
         )
     }
 
