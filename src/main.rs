@@ -660,8 +660,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// (bench/http_log.sh). The price is page faults when freed memory is wanted again; even a
 /// 100 ms decay took them from 140,000 to 59,000 at 10M lines but added 6 MB to the peak, so
 /// the largest churn, pages of records, is avoided where it is made (`http_log`'s `flush`,
-/// `staging`'s `save`). `_RJEM_MALLOC_CONF` in the environment
-/// still overrides it.
+/// `staging`'s `save`). `_RJEM_MALLOC_CONF` in the environment still overrides it.
 #[cfg(not(target_env = "msvc"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: MallocConf = MallocConf(c"dirty_decay_ms:0,muzzy_decay_ms:0".as_ptr());

@@ -322,9 +322,11 @@ fn okta_system_log_becomes_denials_and_changes_once_within_the_limit() {
 fn okta_errors_are_reported_and_what_was_read_is_kept() {
     let okta = FakeOkta::start(OKTA_TOKEN);
     let mut now = hour_floor(Utc::now()) - chrono::Duration::hours(1);
-    // Not at the daily job's fire (00:00): after the failed runs below, a run at a window's
-    // very end exports nothing yet, and this test is about errors, not window edges (it
-    // failed whenever the suite ran between 01:00 and 02:00 UTC).
+    // Not at the daily job's fire (00:00). The refused first run exports the past windows
+    // incomplete, so what the later runs stage is late and lands in the next window's export
+    // (DESIGN §3), and at 00:00 that window cannot close before okta's `lateness` (00:15).
+    // This test is about errors, not window edges; it failed whenever the suite ran between
+    // 01:00 and 02:00 UTC.
     if now.hour() == 0 {
         now -= chrono::Duration::hours(1);
     }
