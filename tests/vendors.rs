@@ -324,7 +324,7 @@ fn okta_errors_are_reported_and_what_was_read_is_kept() {
     let mut now = hour_floor(Utc::now()) - chrono::Duration::hours(1);
     // Not at the daily job's fire (00:00). The refused first run exports the past windows
     // incomplete, so what the later runs stage is late and lands in the next window's export
-    // (DESIGN §3), and at 00:00 that window cannot close before okta's `lateness` (00:15).
+    // (DESIGN §2), and at 00:00 that window cannot close before okta's `lateness` (00:15).
     // This test is about errors, not window edges; it failed whenever the suite ran between
     // 01:00 and 02:00 UTC.
     if now.hour() == 0 {
