@@ -84,20 +84,31 @@ pub struct Detail {
     pub ratelimit_limit: Option<i64>,
 }
 
-/// One failure: a denial, a webhook failure or a whole burst.
+/// One failure: a denial, a webhook failure or a whole burst. A busy week has hundreds of
+/// thousands of them, nearly all single: what only a burst has is kept aside in an `Extent`,
+/// so a failure is 40 bytes, not 56.
 #[derive(Debug, Clone, Copy)]
 pub struct Failure {
     pub key: u32,
-    pub time: i64,
-    /// A burst's last 429; the time for the others.
-    pub end: i64,
-    pub uid: Uuid,
-    pub dataset: Dataset,
     pub detail: u32,
-    /// 429s of a burst; 1 for the others.
+    /// A burst's index into the extents; `SINGLE` for the others.
+    extent: u32,
+    pub dataset: Dataset,
+    pub time: i64,
+    pub uid: Uuid,
+}
+
+const SINGLE: u32 = u32::MAX;
+
+/// What a burst has beyond its first 429.
+#[derive(Debug, Clone, Copy)]
+pub struct Extent {
+    /// The last 429.
+    pub end: i64,
+    /// The 429s, and the 503s among them.
     pub count: u32,
     pub count_503: u32,
-    /// A burst's revision: only its latest counts.
+    /// Only a burst's latest revision counts.
     pub revision: u32,
 }
 
@@ -106,6 +117,19 @@ impl Failure {
         EventRef {
             uid: self.uid,
             dataset: self.dataset,
+        }
+    }
+
+    /// Its extent: a failure that is not a burst is one, at its time.
+    fn extent(&self, extents: &[Extent]) -> Extent {
+        match extents.get(self.extent as usize) {
+            Some(e) if self.extent != SINGLE => *e,
+            _ => Extent {
+                end: self.time,
+                count: 1,
+                count_503: 0,
+                revision: 0,
+            },
         }
     }
 }
@@ -211,6 +235,7 @@ pub struct Evidence {
     pub details: Vec<Detail>,
     detail_ids: rustc_hash::FxHashMap<Detail, u32>,
     pub failures: Vec<Failure>,
+    extents: Vec<Extent>,
     pub snapshots: Vec<Snapshot>,
     pub changes: Vec<Change>,
     incidents: HashMap<(String, String), Incident>,
@@ -225,6 +250,7 @@ pub struct Indexed {
     pub details: Vec<Detail>,
     /// By key, then time.
     pub failures: Vec<Failure>,
+    extents: Vec<Extent>,
     /// Credential name → its snapshots, oldest first.
     pub snapshots: HashMap<String, Vec<Snapshot>>,
     /// (vendor, tenant) → vendor changes, indexed by whom they name.
@@ -237,6 +263,12 @@ pub struct Indexed {
     pub counts: Counts,
     /// App or client id → credential name.
     pub known_apps: HashMap<String, String>,
+}
+
+impl Indexed {
+    pub fn extent(&self, f: &Failure) -> Extent {
+        f.extent(&self.extents)
+    }
 }
 
 impl Evidence {
@@ -268,7 +300,7 @@ impl Evidence {
                     credential_uid: d.credential_uid.clone(),
                     ..Detail::default()
                 });
-                self.failure(record, key, detail, d.head.time, 1, 0);
+                self.failure(record, key, detail, d.head.time, None);
             }
             Record::WebhookFailures(w) => {
                 let endpoint = w
@@ -287,7 +319,7 @@ impl Evidence {
                     webhook_uid: w.webhook_uid.clone(),
                     ..Detail::default()
                 });
-                self.failure(record, key, detail, w.head.time, 1, 0);
+                self.failure(record, key, detail, w.head.time, None);
             }
             Record::RateLimitBursts(b) => {
                 let operation = b.api_operation.clone().unwrap_or_default();
@@ -302,13 +334,14 @@ impl Evidence {
                     ..Detail::default()
                 });
                 let start = b.start_time_dt.unwrap_or(b.head.time);
-                let count = b.count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
-                let c503 = b.interleaved_503.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
-                self.failure(record, key, detail, start, count, c503);
-                if let Some(last) = self.failures.last_mut() {
-                    last.end = b.end_time_dt.map_or(start, |e| e.max(start));
-                    last.revision = b.revision.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
-                }
+                let number = |n: Option<i64>| n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
+                let extent = Extent {
+                    end: b.end_time_dt.map_or(start, |e| e.max(start)),
+                    count: number(b.count),
+                    count_503: number(b.interleaved_503),
+                    revision: number(b.revision),
+                };
+                self.failure(record, key, detail, start, Some(extent));
             }
             Record::TokenSnapshots(s) => {
                 let Some(credential) = s.head.credential.clone() else {
@@ -461,19 +494,22 @@ impl Evidence {
         key: u32,
         detail: u32,
         time: i64,
-        count: u32,
-        c503: u32,
+        extent: Option<Extent>,
     ) {
+        let extent = match extent {
+            Some(e) => {
+                self.extents.push(e);
+                (self.extents.len() - 1) as u32
+            }
+            None => SINGLE,
+        };
         self.failures.push(Failure {
             key,
-            time,
-            end: time,
-            uid: record.head().event_uid,
-            dataset: record.dataset(),
             detail,
-            count,
-            count_503: c503,
-            revision: 0,
+            extent,
+            dataset: record.dataset(),
+            time,
+            uid: record.head().event_uid,
         });
     }
 
@@ -482,6 +518,7 @@ impl Evidence {
             keys,
             details,
             mut failures,
+            extents,
             snapshots,
             changes,
             incidents,
@@ -502,7 +539,7 @@ impl Evidence {
         }
         // A row given twice (a burst and its later revision, read back from exports) is one
         // failure, at its latest revision.
-        failures.sort_unstable_by_key(|f| (f.uid, std::cmp::Reverse(f.revision)));
+        failures.sort_unstable_by_key(|f| (f.uid, std::cmp::Reverse(f.extent(&extents).revision)));
         failures.dedup_by_key(|f| f.uid);
         failures.sort_unstable_by_key(|f| (rank[f.key as usize], f.time, f.uid));
         let snapshots_names: Vec<String> = {
@@ -561,6 +598,7 @@ impl Evidence {
             keys,
             details,
             failures,
+            extents,
             snapshots: by_credential,
             changes: by_place,
             drift,
@@ -742,5 +780,35 @@ fn denial_class(d: &crate::model::Denial) -> Class {
         Class::Forbidden
     } else {
         Class::Unauthorized
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The point of `Extent`: memory per failure, at hundreds of thousands of failures a week.
+    #[test]
+    fn a_failure_is_40_bytes_and_a_single_one_has_the_extent_of_one() {
+        assert_eq!(std::mem::size_of::<Failure>(), 40);
+        let f = Failure {
+            key: 0,
+            detail: 0,
+            extent: SINGLE,
+            dataset: Dataset::Denials,
+            time: 7,
+            uid: Uuid::nil(),
+        };
+        let e = f.extent(&[]);
+        assert_eq!((e.end, e.count, e.count_503, e.revision), (7, 1, 0, 0));
+        let burst = Extent {
+            end: 9,
+            count: 12,
+            count_503: 2,
+            revision: 3,
+        };
+        let f = Failure { extent: 0, ..f };
+        let e = f.extent(&[burst]);
+        assert_eq!((e.end, e.count, e.count_503, e.revision), (9, 12, 2, 3));
     }
 }

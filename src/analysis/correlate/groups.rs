@@ -85,7 +85,7 @@ pub fn split<'a>(evidence: &'a Indexed, settings: &Settings) -> Vec<Group<'a>> {
             start = i;
             reach = i64::MIN;
         }
-        reach = reach.max(f.end);
+        reach = reach.max(evidence.extent(f).end);
     }
     if start < failures.len() {
         groups.push(group(evidence, start..failures.len()));
@@ -106,9 +106,10 @@ fn group(evidence: &Indexed, range: std::ops::Range<usize>) -> Group<'_> {
     let mut last = i64::MIN;
     for f in failures {
         *tally.entry(f.detail).or_default() += 1;
-        count += u64::from(f.count);
-        count_503 += u64::from(f.count_503);
-        last = last.max(f.end);
+        let extent = evidence.extent(f);
+        count += u64::from(extent.count);
+        count_503 += u64::from(extent.count_503);
+        last = last.max(extent.end);
     }
     let mut details: Vec<(&Detail, u64)> = tally
         .into_iter()
