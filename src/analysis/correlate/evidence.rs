@@ -91,7 +91,7 @@ pub struct Detail {
 pub struct Failure {
     pub key: u32,
     pub detail: u32,
-    /// A burst's index into the extents; `SINGLE` for the others.
+    /// A burst's index into the extents; `SINGLE` (never an index) for the others.
     extent: u32,
     pub dataset: Dataset,
     pub time: i64,
@@ -123,8 +123,8 @@ impl Failure {
     /// Its extent: a failure that is not a burst is one, at its time.
     fn extent(&self, extents: &[Extent]) -> Extent {
         match extents.get(self.extent as usize) {
-            Some(e) if self.extent != SINGLE => *e,
-            _ => Extent {
+            Some(e) => *e,
+            None => Extent {
                 end: self.time,
                 count: 1,
                 count_503: 0,
