@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
 use super::json::{Paths, Scalar};
+use super::shape::Shapes;
 
 /// What a line can tell; a regex's named captures and the `fields` table use these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,13 +96,15 @@ pub enum LineFormat {
 impl LineFormat {
     /// Reads a line (without its line break) into `out`; `lossy` holds a repaired copy when
     /// the line is not valid UTF-8 where it matters.
+    /// `shapes` are those of the lines read so far (JSON reads most lines by them).
     pub fn extract<'a>(
         &self,
         line: &'a [u8],
         lossy: &'a mut Option<String>,
         out: &mut Slots<'a>,
+        shapes: &mut Shapes,
     ) -> Result<(), String> {
-        self.extract_with(line, lossy, out, false)
+        self.extract_with(line, lossy, out, Some(shapes))
     }
 
     /// JSON reads only what counting needs at first, and a line that becomes a row again.
@@ -116,7 +119,7 @@ impl LineFormat {
         lossy: &'a mut Option<String>,
         out: &mut Slots<'a>,
     ) -> Result<(), String> {
-        self.extract_with(line, lossy, out, true)
+        self.extract_with(line, lossy, out, None)
     }
 
     fn extract_with<'a>(
@@ -124,11 +127,15 @@ impl LineFormat {
         line: &'a [u8],
         lossy: &'a mut Option<String>,
         out: &mut Slots<'a>,
-        every: bool,
+        shapes: Option<&mut Shapes>,
     ) -> Result<(), String> {
         if let LineFormat::Json { counted, all } = self {
-            let paths = if every { all } else { counted };
-            return match super::scan::extract(paths, line, &mut out.0) {
+            // Every field is read only for the few lines that become rows: by the scanner.
+            let (paths, read) = match shapes {
+                Some(shapes) => (counted, shapes.extract(counted, line, &mut out.0)),
+                None => (all, super::scan::extract(all, line, &mut out.0)),
+            };
+            return match read {
                 Ok(()) => Ok(()),
                 // A kept value is not UTF-8: read a repaired copy of the line instead.
                 Err(super::scan::ScanError::Utf8) => {
@@ -483,7 +490,12 @@ mod tests {
         let mut lossy = None;
         let mut out = Slots::new();
         LineFormat::Combined
-            .extract(line.as_bytes(), &mut lossy, &mut out)
+            .extract(
+                line.as_bytes(),
+                &mut lossy,
+                &mut out,
+                &mut Shapes::default(),
+            )
             .expect("parses");
         assert_eq!(out.str(Field::Method), Some("POST"));
         assert_eq!(
@@ -498,7 +510,12 @@ mod tests {
         );
         assert!(
             LineFormat::Combined
-                .extract(b"garbage", &mut None, &mut Slots::new())
+                .extract(
+                    b"garbage",
+                    &mut None,
+                    &mut Slots::new(),
+                    &mut Shapes::default()
+                )
                 .is_err()
         );
     }
@@ -520,13 +537,19 @@ mod tests {
                 br#"[2026-03-05T09:02:00Z] "GET /v1/x HTTP/1.1" 429 host=api.example.com"#,
                 &mut lossy,
                 &mut out,
+                &mut Shapes::default(),
             )
             .expect("matches");
         assert_eq!(out.int(Field::Status), Some(429));
         assert_eq!(out.str(Field::Host), Some("api.example.com"));
         assert!(
             format
-                .extract(b"nope", &mut None, &mut Slots::new())
+                .extract(
+                    b"nope",
+                    &mut None,
+                    &mut Slots::new(),
+                    &mut Shapes::default()
+                )
                 .is_err()
         );
     }

@@ -14,6 +14,7 @@ mod format;
 mod json;
 mod routes;
 mod scan;
+mod shape;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ use self::counts::{Classes, CountKey, Counts};
 use self::files::{FileState, MAX_LINE_BYTES};
 use self::format::{COMBINED_TIME, Field, LineFormat, Slots, Times, field_named};
 use self::routes::Template;
+use self::shape::Shapes;
 use super::{BuildContext, Coverage, Source, SourceConfig, SourceSpec, host_matches};
 use crate::bindings::{Bindings, Claim};
 use crate::config::{Doc, Dur, Name, Tenant};
@@ -472,6 +474,8 @@ struct Pass<'a> {
     /// `WWW-Authenticate` values as logged -> what they say: a log repeats a few of them.
     challenges: FxHashMap<Box<str>, Option<challenge::Challenge>>,
     times: Times,
+    /// The layouts of the lines read so far (see `shape.rs`).
+    shapes: Shapes,
     classes: Classes,
     /// (service, path before a trailing id) -> the operation counted (see
     /// `Reader::operation_id`), and the key being looked up, reused from line to line.
@@ -531,6 +535,7 @@ impl Reader {
             attribution_key: Vec::new(),
             challenges: FxHashMap::default(),
             times: Times::new(self.time_format.clone()),
+            shapes: Shapes::default(),
             classes: Classes::default(),
             prefix_operations: FxHashMap::default(),
             prefix_key: Vec::new(),
@@ -734,7 +739,8 @@ impl Reader {
         }
         let mut lossy = None;
         let mut f = Slots::new();
-        self.format.extract(line, &mut lossy, &mut f)?;
+        self.format
+            .extract(line, &mut lossy, &mut f, &mut pass.shapes)?;
         let status = match f.get(Field::Status) {
             None => return Err("no status".into()),
             Some(s) => s

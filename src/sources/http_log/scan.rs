@@ -35,31 +35,57 @@ pub fn extract<'a>(
     line: &'a [u8],
     out: &mut [Option<Scalar<'a>>],
 ) -> Result<(), ScanError> {
-    let mut s = Scanner {
-        b: line,
-        text: None,
-    };
-    let (c, i) = token(line, 0);
-    if c != b'{' {
-        return Err(ScanError::Syntax("{", i));
-    }
-    let i = s.object(i, paths, out)?;
-    let (_, i) = token(line, i);
-    if i != line.len() {
-        return Err(ScanError::Syntax("the end of the line", i));
-    }
-    Ok(())
+    Scanner::new(line).extract(paths, out)
 }
 
-struct Scanner<'a> {
+/// `extract`, telling also where each kept value starts: (position, slot), in line order
+/// (`shape.rs` learns a line's shape from it).
+pub fn extract_recording<'a>(
+    paths: &Paths,
+    line: &'a [u8],
+    out: &mut [Option<Scalar<'a>>],
+    starts: &mut Vec<(usize, usize)>,
+) -> Result<(), ScanError> {
+    let mut s = Scanner::new(line);
+    s.starts = Some(std::mem::take(starts));
+    let result = s.extract(paths, out);
+    *starts = s.starts.unwrap_or_default();
+    result
+}
+
+pub struct Scanner<'a> {
     b: &'a [u8],
     /// The whole line as text, once a kept string asked for it (`Some(None)`: it is not all
     /// UTF-8). One check of the line costs less than one per kept string, and a slice of it
     /// between two quotes is text without a second look.
     text: Option<Option<&'a str>>,
+    /// Where kept values start, when asked (`extract_recording`).
+    starts: Option<Vec<(usize, usize)>>,
 }
 
 impl<'a> Scanner<'a> {
+    pub fn new(line: &'a [u8]) -> Self {
+        Scanner {
+            b: line,
+            text: None,
+            starts: None,
+        }
+    }
+
+    fn extract(&mut self, paths: &Paths, out: &mut [Option<Scalar<'a>>]) -> Result<(), ScanError> {
+        let line = self.b;
+        let (c, i) = token(line, 0);
+        if c != b'{' {
+            return Err(ScanError::Syntax("{", i));
+        }
+        let i = self.object(i, paths, out)?;
+        let (_, i) = token(line, i);
+        if i != line.len() {
+            return Err(ScanError::Syntax("the end of the line", i));
+        }
+        Ok(())
+    }
+
     /// The object at `i` (its `{`); where it ends.
     fn object(
         &mut self,
@@ -101,6 +127,7 @@ impl<'a> Scanner<'a> {
             let (v, j) = token(b, j + 1);
             i = match child {
                 Some(n) if n.is_leaf() => {
+                    let at = j;
                     let (value, j) = if v == b'"' {
                         let s = string(b, j)?;
                         (self.string_value(&s)?, s.end + 1)
@@ -109,6 +136,9 @@ impl<'a> Scanner<'a> {
                     };
                     if let Some(slot) = n.slot() {
                         out[slot] = Some(value);
+                        if let Some(starts) = &mut self.starts {
+                            starts.push((at, slot));
+                        }
                     }
                     j
                 }
@@ -127,7 +157,7 @@ impl<'a> Scanner<'a> {
 
     /// A kept string's value: borrowed from the line unless it has escapes.
     #[inline(always)]
-    fn string_value(&mut self, s: &Str) -> Result<Scalar<'a>, ScanError> {
+    pub fn string_value(&mut self, s: &Str) -> Result<Scalar<'a>, ScanError> {
         let raw = self.b.get(s.start..s.end).unwrap_or_default();
         if s.escaped {
             return decode(raw).map(Scalar::Str);
@@ -214,7 +244,7 @@ fn literal<'a>(
 }
 
 /// The number at `i`, and where it ends.
-fn number_value<'a>(b: &[u8], start: usize) -> Result<(Scalar<'a>, usize), ScanError> {
+pub fn number_value<'a>(b: &[u8], start: usize) -> Result<(Scalar<'a>, usize), ScanError> {
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
     // Most numbers in logs are short integers: summed here, not parsed as text.
     let negative = at(start) == b'-';
@@ -246,7 +276,7 @@ fn number_value<'a>(b: &[u8], start: usize) -> Result<(Scalar<'a>, usize), ScanE
 
 /// Moves past a number's characters from `i`: how many digits, whether it is only an optional
 /// `-` and digits, and where it ends.
-fn number(b: &[u8], start: usize) -> (usize, bool, usize) {
+pub fn number(b: &[u8], start: usize) -> (usize, bool, usize) {
     let mut i = start;
     let mut digits = 0;
     let mut simple = true;
@@ -284,11 +314,11 @@ fn nested(b: &[u8], mut i: usize) -> Result<usize, ScanError> {
 }
 
 /// A string found in the line.
-struct Str {
+pub struct Str {
     /// Where its contents start and end (the closing quote).
-    start: usize,
-    end: usize,
-    escaped: bool,
+    pub start: usize,
+    pub end: usize,
+    pub escaped: bool,
     /// Its `Head`, when it has no escapes (keys are looked up by it).
     head: Head,
 }
@@ -313,7 +343,7 @@ fn quotes_and_specials(word: u64) -> (u64, u64) {
 /// too short for a SIMD search to pay for its setup. The first two words read are the key's
 /// head as well.
 #[inline(always)]
-fn string(b: &[u8], i: usize) -> Result<Str, ScanError> {
+pub fn string(b: &[u8], i: usize) -> Result<Str, ScanError> {
     let start = i + 1;
     let rest = b.get(start..).unwrap_or_default();
     let Some((w0, rest)) = rest.split_first_chunk::<8>() else {
@@ -445,10 +475,10 @@ fn decode<'a>(raw: &[u8]) -> Result<Cow<'a, str>, ScanError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn paths(p: &[&str]) -> Paths {
+    pub(in super::super) fn paths(p: &[&str]) -> Paths {
         let mut trie = Paths::default();
         for (i, p) in p.iter().enumerate() {
             trie.add(p, i);
@@ -512,10 +542,10 @@ mod tests {
     }
 
     /// xorshift: deterministic test data.
-    struct Rng(u64);
+    pub(in super::super) struct Rng(pub(in super::super) u64);
 
     impl Rng {
-        fn below(&mut self, n: usize) -> usize {
+        pub(in super::super) fn below(&mut self, n: usize) -> usize {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
@@ -562,7 +592,7 @@ mod tests {
         out.push('"');
     }
 
-    fn random_ws(r: &mut Rng, out: &mut String) {
+    pub(in super::super) fn random_ws(r: &mut Rng, out: &mut String) {
         if r.below(5) == 0 {
             out.push_str([" ", "\t", "\n ", "\r\n"][r.below(4)]);
         }
@@ -604,7 +634,7 @@ mod tests {
 
     /// An object without duplicate keys (where serde_json keeps the last one whole, and the
     /// scanner what it finds in each).
-    fn random_object(r: &mut Rng, out: &mut String, depth: usize) {
+    pub(in super::super) fn random_object(r: &mut Rng, out: &mut String, depth: usize) {
         out.push('{');
         random_ws(r, out);
         let mut keys: Vec<&str> = KEYS.to_vec();
