@@ -1,5 +1,6 @@
 //! `http_log`: an integration's own outbound HTTP logs, where most 401/403s and 429s are seen
-//! first. Lines are JSON (a mapping of dotted paths), nginx/Apache combined, or matched by a
+//! first. Lines are JSON (a mapping of dotted paths: read by their learned layout, `shape.rs`,
+//! or in one pass over their bytes, `scan.rs`), nginx/Apache combined, or matched by a
 //! regular expression; files are plain or gzip and read exactly once across rotation
 //! (`files.rs`). Every line is counted into hourly `request_counts`; 401/403 lines become
 //! `denials`, 429/503 lines rate-limit events (the input of `rate_limit_bursts`).
