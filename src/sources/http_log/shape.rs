@@ -15,13 +15,16 @@
 //! Anything else does not fit, and the scanner's answer (or error) stands.
 
 use super::json::{Paths, Scalar};
+use super::routes::word;
 use super::scan::{self, ScanError, Scanner};
 
 /// Layouts kept per collection: a success, a denial with its challenge header, a 429 with its
 /// rate-limit headers...
 const MAX_SHAPES: usize = 4;
-/// Once that many are known, a line that fits none is learned from only once in this many: a
-/// log whose lines all differ pays for one learning in 64 lines, not for one per line.
+/// The first lines that fit no shape are learned from; after them, one in `RELEARN_EVERY`: a
+/// log whose lines all differ, or whose kept values make no shape, pays for one learning in 64
+/// lines, not for one per line, and a new layout is still learned within 64 lines.
+const LEARN_FIRST: u32 = 16;
 const RELEARN_EVERY: u32 = 64;
 
 /// The shapes learned from one collection's lines, for one set of paths.
@@ -81,11 +84,6 @@ impl Literal {
 #[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
-    let word = |s: &[u8], i: usize| {
-        s.get(i..)
-            .and_then(<[u8]>::first_chunk::<8>)
-            .map(|c| u64::from_le_bytes(*c))
-    };
     let half = |s: &[u8], i: usize| {
         s.get(i..)
             .and_then(<[u8]>::first_chunk::<4>)
@@ -115,11 +113,9 @@ impl Shapes {
                 return Ok(());
             }
         }
-        if self.known.len() >= MAX_SHAPES {
-            self.misses = self.misses.wrapping_add(1);
-            if !self.misses.is_multiple_of(RELEARN_EVERY) {
-                return scan::extract(paths, line, out);
-            }
+        self.misses = self.misses.saturating_add(1);
+        if self.misses > LEARN_FIRST && !self.misses.is_multiple_of(RELEARN_EVERY) {
+            return scan::extract(paths, line, out);
         }
         self.starts.clear();
         scan::extract_recording(paths, line, out, &mut self.starts)?;
@@ -401,16 +397,22 @@ mod tests {
     #[test]
     fn a_log_of_many_layouts_keeps_a_few_and_learns_seldom() {
         let trie = paths(&["ts"]);
+        let line = |i: u32| format!(r#"{{"ts":"t","k{i}":1}}"#);
         let mut shapes = Shapes::default();
-        for i in 0..1000 {
-            let line = format!(r#"{{"ts":"t","k{i}":1}}"#);
+        for i in 1..=1000 {
+            let line = line(i);
             let mut out = vec![None];
             shapes
                 .extract(&trie, line.as_bytes(), &mut out)
                 .expect("read");
             assert_eq!(out[0], Some(Scalar::Str("t".into())));
         }
+        assert_eq!(shapes.misses, 1000);
+        // Past the first 16, only every 64th line was learned from: the last four of them are
+        // kept, the latest first.
+        for (shape, i) in shapes.known.iter().zip([960, 896, 832, 768]) {
+            assert!(shape.read(line(i).as_bytes(), &mut [None]), "line {i}");
+        }
         assert_eq!(shapes.known.len(), MAX_SHAPES);
-        assert_eq!(shapes.misses, 1000 - MAX_SHAPES as u32);
     }
 }
