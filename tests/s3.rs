@@ -171,6 +171,37 @@ fn layout_and_rerun(s: &S3Setup) {
     assert_eq!(s.exported(), before, "a rerun changed exported objects");
 }
 
+/// Objects go up several at once, and the manifest lists them in the plan's order even when
+/// the first one is the last to finish.
+#[test]
+fn objects_go_up_several_at_once_and_the_manifest_keeps_the_plans_order() {
+    let s = S3Setup::new("");
+    s.setup.append("a.log", &denials(120));
+    *s.server.switches.slow_put.lock().expect("lock") =
+        Some(("/dt=2026-03-02/denials-".into(), Duration::from_millis(800)));
+    s.run(NOW).assert_code(0);
+    let most = s.server.switches.object_puts_most.load(Ordering::SeqCst);
+    assert!(most >= 2, "objects were put one at a time ({most} at most)");
+
+    let json = |path: &str| -> serde_json::Value {
+        let bytes = std::fs::read(s.out().join(path)).expect(path);
+        serde_json::from_slice(&bytes).expect(path)
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .map(|o| o["key"].as_str().expect("key").to_string())
+            .collect()
+    };
+    let listed = keys(&json("v1/_exports/weekly/e000001.json"));
+    let planned = keys(&json("_state/exports/weekly/plan-e000001.json"));
+    assert!(listed[0].contains("/dt=2026-03-02/denials-"), "{listed:?}");
+    assert_eq!(listed, planned);
+    assert_each_denial_once(&s.out(), 120);
+}
+
 #[test]
 fn two_processes_at_once_export_each_row_once() {
     two_processes(&S3Setup::new(""));

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use flate2::Compression;
+use futures_util::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,10 @@ use crate::report;
 use crate::staging::{Merge, Partition, Staging};
 use crate::store::keys;
 use crate::store::{Body, Metadata, PutOutcome, ReplaceOutcome, SharedStore};
+
+/// Objects put at once. A local put waits on fsyncs, an S3 one on the network; the
+/// encoder keeps working meanwhile, one object ahead of each.
+const PUTS_IN_FLIGHT: usize = 8;
 
 /// Everything an export needs.
 pub struct Exporter<'a> {
@@ -499,46 +504,22 @@ impl Exporter<'_> {
             }
         }
         let paths: Vec<PathBuf> = copies.iter().map(|c| c.path().to_path_buf()).collect();
-        let encoded = {
+        // Each object is put while the next is encoded, several at a time: a put mostly waits
+        // (an fsync, an upload), which then overlaps the encoding instead of following it.
+        let (sender, receiver) = tokio::sync::mpsc::channel(PUTS_IN_FLIGHT);
+        let encoder = {
             let plan = Arc::clone(plan);
             let scratch = self.scratch.to_path_buf();
-            tokio::task::spawn_blocking(move || encode(&plan, &paths, &scratch)).await??
+            tokio::task::spawn_blocking(move || {
+                encode(&plan, &paths, &scratch, |e| sender.blocking_send(e).is_ok())
+            })
         };
+        let put = self.put_objects(plan, receiver).await;
+        let encoded = encoder.await?;
         drop(copies);
-
-        let planned: BTreeMap<&Partition, &str> = plan
-            .objects
-            .iter()
-            .map(|o| (&o.partition, o.key.as_str()))
-            .collect();
-        let mut objects = Vec::new();
-        let mut written = 0;
-        for e in &encoded {
-            if self.cancel.is_cancelled() {
-                return Err(Interrupted.into());
-            }
-            let key = *planned.get(&e.partition).with_context(|| {
-                format!(
-                    "staging holds {:?} rows that export plan {} did not plan",
-                    e.partition, plan.export
-                )
-            })?;
-            if self.put_object(key, e).await? {
-                written += 1;
-            }
-            crate::failpoint::hit("export.after_object");
-            self.progress
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            objects.push(ManifestObject {
-                key: key.to_string(),
-                dataset: e.partition.dataset.name().to_string(),
-                vendor: e.partition.vendor.clone(),
-                tenant: e.partition.tenant.clone(),
-                dt: e.partition.day.clone(),
-                rows: e.rows,
-                sha256: e.sha256.clone(),
-            });
-        }
+        // A failed put stops the encoder; a failed encoding ends the objects early.
+        let (objects, written) = put?;
+        encoded?;
         anyhow::ensure!(
             objects.len() == plan.objects.len(),
             "export plan {} of job {} names {} objects but staging produced {}",
@@ -631,6 +612,63 @@ impl Exporter<'_> {
             .with_context(|| format!("writing the report {key}"))?;
         crate::failpoint::hit("export.after_report");
         Ok(key)
+    }
+
+    /// Puts the encoded objects as they come, in order, at most `PUTS_IN_FLIGHT` at once: the
+    /// manifest's objects and how many of them this run created.
+    async fn put_objects(
+        &self,
+        plan: &Plan,
+        mut receiver: tokio::sync::mpsc::Receiver<Encoded>,
+    ) -> Result<(Vec<ManifestObject>, usize)> {
+        let planned: BTreeMap<&Partition, &str> = plan
+            .objects
+            .iter()
+            .map(|o| (&o.partition, o.key.as_str()))
+            .collect();
+        let puts = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+            .map(|e| self.put_encoded(plan, &planned, e))
+            .buffered(PUTS_IN_FLIGHT);
+        let mut puts = std::pin::pin!(puts);
+        let mut objects = Vec::new();
+        let mut written = 0;
+        while let Some(put) = puts.next().await {
+            let (key, e, created) = put?;
+            written += usize::from(created);
+            crate::failpoint::hit("export.after_object");
+            self.progress
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            objects.push(ManifestObject {
+                key: key.to_string(),
+                dataset: e.partition.dataset.name().to_string(),
+                vendor: e.partition.vendor.clone(),
+                tenant: e.partition.tenant.clone(),
+                dt: e.partition.day.clone(),
+                rows: e.rows,
+                sha256: e.sha256.clone(),
+            });
+        }
+        Ok((objects, written))
+    }
+
+    /// Puts one object under the key the plan gave its partition.
+    async fn put_encoded<'k>(
+        &self,
+        plan: &Plan,
+        planned: &BTreeMap<&Partition, &'k str>,
+        e: Encoded,
+    ) -> Result<(&'k str, Encoded, bool)> {
+        if self.cancel.is_cancelled() {
+            return Err(Interrupted.into());
+        }
+        let key = *planned.get(&e.partition).with_context(|| {
+            format!(
+                "staging holds {:?} rows that export plan {} did not plan",
+                e.partition, plan.export
+            )
+        })?;
+        let created = self.put_object(key, &e).await?;
+        Ok((key, e, created))
     }
 
     /// True if this call created the object; false if a rerun found it already there.
@@ -799,13 +837,18 @@ fn finish_object(
     })
 }
 
-/// One ordered pass over the planned segments; one object open at a time.
-fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encoded>> {
+/// One ordered pass over the planned segments; one object open at a time, handed to `put` once
+/// written. Stops early, without error, when `put` says nobody takes objects any more.
+fn encode(
+    plan: &Plan,
+    segments: &[PathBuf],
+    scratch: &Path,
+    mut put: impl FnMut(Encoded) -> bool,
+) -> Result<()> {
     // Records of datasets the job does not export (internal ones) are not decoded.
     let mut merge = Merge::open_only(segments, Some(&plan.datasets), scratch)?
         .with_rows(plan.derived.clone())
         .with_sorted(derive::link_rows(&plan.links));
-    let mut out = Vec::new();
     let mut current: Option<(Partition, ObjectWriter, tempfile::TempPath)> = None;
     while let Some(record) = merge.next_record()? {
         if !plan.wants(&record) {
@@ -813,8 +856,10 @@ fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encod
         }
         if current.as_ref().is_none_or(|(p, _, _)| !p.holds(&record)) {
             let partition = Partition::of(&record);
-            if let Some((p, w, f)) = current.take() {
-                out.push(finish_object(p, w, f)?);
+            if let Some((p, w, f)) = current.take()
+                && !put(finish_object(p, w, f)?)
+            {
+                return Ok(());
             }
             let (writer, file) = start_object(&partition, scratch)?;
             current = Some((partition, writer, file));
@@ -824,7 +869,7 @@ fn encode(plan: &Plan, segments: &[PathBuf], scratch: &Path) -> Result<Vec<Encod
         }
     }
     if let Some((p, w, f)) = current.take() {
-        out.push(finish_object(p, w, f)?);
+        put(finish_object(p, w, f)?);
     }
-    Ok(out)
+    Ok(())
 }

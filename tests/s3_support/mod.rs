@@ -34,6 +34,11 @@ pub struct Switches {
     pub ignore_conditions: AtomicBool,
     /// Requests (by S3 name, e.g. "PutObject") answered 403 AccessDenied.
     pub denied: std::sync::Mutex<Vec<&'static str>>,
+    /// A PutObject whose key contains this text waits this long before it is written.
+    pub slow_put: std::sync::Mutex<Option<(String, std::time::Duration)>>,
+    /// Exported objects (`.csv.gz`) being put right now, and the most ever at once.
+    pub object_puts: AtomicU64,
+    pub object_puts_most: AtomicU64,
 }
 
 impl Switches {
@@ -140,8 +145,26 @@ impl S3 for Gate {
             req.input.if_none_match = None;
             req.input.if_match = None;
         }
-        self.write(move |fs| async move { fs.put_object(req).await })
-            .await
+        let object = req.input.key.ends_with(".csv.gz");
+        let switches = &self.switches;
+        if object {
+            let now = switches.object_puts.fetch_add(1, Ordering::SeqCst) + 1;
+            switches.object_puts_most.fetch_max(now, Ordering::SeqCst);
+        }
+        let delay = match &*switches.slow_put.lock().expect("lock") {
+            Some((text, delay)) if req.input.key.contains(text.as_str()) => Some(*delay),
+            _ => None,
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let put = self
+            .write(move |fs| async move { fs.put_object(req).await })
+            .await;
+        if object {
+            switches.object_puts.fetch_sub(1, Ordering::SeqCst);
+        }
+        put
     }
 
     async fn get_object(
