@@ -3,6 +3,11 @@
 //! the same N gives the same bytes.
 //!
 //!     cargo run --release --example gen_http_log -- 1000000 > lines.jsonl
+//!
+//! A second argument, a power of two, gives that many layouts used evenly: each line carries a
+//! random subset of optional request headers, as loggers that log only the headers present do.
+//!
+//!     cargo run --release --example gen_http_log -- 200000 16 > layouts.jsonl
 
 use std::io::{BufWriter, Write};
 
@@ -37,6 +42,11 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let layouts: u64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
+    let optional = layouts.max(1).ilog2();
     let start_ms: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z
     let span_ms: i64 = 7 * 86_400_000;
     let mut rng = Rng(0x5eed_2026_0302_0001);
@@ -76,9 +86,16 @@ fn main() -> std::io::Result<()> {
         let day = (secs / 86_400 - 20_514) + 2; // 2026-03-02 is day 20514
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
         let (host_name, path) = HOSTS[host];
+        let mut extra = String::new();
+        if optional > 0 {
+            let present = rng.next();
+            for h in (0..optional).filter(|h| present >> h & 1 == 1) {
+                extra += &format!(r#","x-opt-{h}":"{:08x}""#, rng.next() & 0xffff_ffff);
+            }
+        }
         write!(
             out,
-            r#"{{"ts":"2026-03-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z","client_id":"{client}","request":{{"id":"req-{id:012x}","method":"{method}","url":"https://{host_name}{path}/{item}","headers":{{"user-agent":"{client}/4.2 (Java 21)"}}}},"response":{{"status":{status},"duration_ms":{dur}"#,
+            r#"{{"ts":"2026-03-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z","client_id":"{client}","request":{{"id":"req-{id:012x}","method":"{method}","url":"https://{host_name}{path}/{item}","headers":{{"user-agent":"{client}/4.2 (Java 21)"{extra}}}}},"response":{{"status":{status},"duration_ms":{dur}"#,
             ms = t.rem_euclid(1000),
             id = rng.next() & 0xffff_ffff_ffff,
             method = METHODS[rng.below(4) as usize],

@@ -5,6 +5,7 @@
 #   bench/http_log.sh                 # 1M and 10M lines
 #   SIZES="1000000" bench/http_log.sh
 #   DATA=/dev/shm/st bench/http_log.sh   # the log files in memory (tmpfs)
+#   LAYOUTS=16 bench/http_log.sh      # lines in 16 layouts used evenly (optional headers)
 #
 # Where the VM's page cache does not keep a 3 GB file between runs, every tool reads it from
 # disk again and the 10M-line figures measure the disk (grep, the fastest reader, shows it);
@@ -15,6 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${SIZES:-"1000000 10000000"}
+layouts=${LAYOUTS:-1}
+variant=""
+[ "$layouts" = 1 ] || variant="-layouts$layouts"
 rounds=${ROUNDS:-3}
 work=target/bench/http_log
 data=${DATA:-$work}
@@ -44,10 +48,10 @@ median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 printf '%-12s %-10s %10s %12s %9s %12s\n' lines tool seconds lines/s MB/s "peak RSS"
 declare -A rss_at
 for n in $sizes; do
-  file=$(realpath "$data")/lines-$n.jsonl
-  [ -s "$file" ] || target/release/examples/gen_http_log "$n" > "$file"
+  file=$(realpath "$data")/lines-$n$variant.jsonl
+  [ -s "$file" ] || target/release/examples/gen_http_log "$n" "$layouts" > "$file"
   mb=$(( $(stat -c %s "$file") / 1000000 ))
-  dir=$work/run-$n
+  dir=$work/run-$n$variant
   mkdir -p "$dir/jobs"
   cat > "$dir/scopetrail.toml" <<TOML
 [store]

@@ -96,6 +96,7 @@ pub enum LineFormat {
 impl LineFormat {
     /// Reads a line (without its line break) into `out`; `lossy` holds a repaired copy when
     /// the line is not valid UTF-8 where it matters.
+    ///
     /// `shapes` are those of the lines read so far (JSON reads most lines by them).
     pub fn extract<'a>(
         &self,
