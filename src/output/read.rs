@@ -826,7 +826,10 @@ mod tests {
 
     fn gzip_csv(dataset: Dataset, rows: &[Record]) -> Result<Vec<u8>> {
         // As the export writes an object (export.rs, start_object / finish_object).
-        let gz = crate::gz::writer(Vec::new(), Compression::default());
+        let gz = crate::gz::writer(
+            Vec::new(),
+            Compression::new(crate::output::export::GZIP_LEVEL),
+        );
         let mut enc = CsvEncoder::new(gz, dataset)?;
         for r in rows {
             enc.write(r)?;
