@@ -14,6 +14,7 @@ pub mod gz;
 pub mod http;
 pub mod lease;
 pub mod logging;
+pub mod memory;
 pub mod model;
 pub mod output;
 pub mod pipeline;

@@ -650,26 +650,8 @@ fn print_athena(dataset: Option<String>, location: &athena::Location) -> u8 {
 
 // Many small, short-lived allocations (one per JSON value, CSV cell and record): jemalloc's
 // thread caches make them cheaper and return memory better than glibc's malloc (bench/github.sh).
+// Its options stay the defaults: a run hands freed memory back at the end of each phase
+// (`scopetrail::memory`), and whatever is freed after that goes back within ten seconds.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's options, read before `main`. Freed pages go back to the system at once rather
-/// than after ten seconds: a run's phases (collect, correlate, encode) each free what the next
-/// one does not reuse, and kept, it was a third of the peak RSS of a 10M-line export
-/// (bench/http_log.sh). The price is page faults when freed memory is wanted again; even a
-/// 100 ms decay took them from 140,000 to 59,000 at 10M lines but added 6 MB to the peak, so
-/// the largest churn, pages of records, is avoided where it is made (`http_log`'s `flush`,
-/// `staging`'s `save`). `_RJEM_MALLOC_CONF` in the environment still overrides it.
-#[cfg(not(target_env = "msvc"))]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: MallocConf = MallocConf(c"dirty_decay_ms:0,muzzy_decay_ms:0".as_ptr());
-
-/// A C string pointer, as jemalloc declares `malloc_conf`.
-#[cfg(not(target_env = "msvc"))]
-#[repr(transparent)]
-struct MallocConf(*const std::ffi::c_char);
-
-// SAFETY: it points to a string literal, never written.
-#[cfg(not(target_env = "msvc"))]
-unsafe impl Sync for MallocConf {}

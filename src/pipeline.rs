@@ -186,6 +186,7 @@ pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
     let mut collected = false;
     for spec in runner.wanted_sources()? {
         let r = runner.collect(&Unit::Source(spec)).await;
+        crate::memory::release_freed();
         collected |= matches!(r.outcome, SourceOutcome::Collected { .. });
         runner.record_source(r);
     }

@@ -197,7 +197,9 @@ impl Exporter<'_> {
             // Shared with the blocking encoder rather than copied: at 10M log lines the plan
             // is several MB.
             let plan = Arc::new(plan);
+            crate::memory::release_freed();
             let mut done = self.execute(&plan).await?;
+            crate::memory::release_freed();
             done.replayed = replayed;
             self.commit(&pointer, version, &plan).await?;
             tracing::info!(
