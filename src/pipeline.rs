@@ -186,7 +186,6 @@ pub async fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
     let mut collected = false;
     for spec in runner.wanted_sources()? {
         let r = runner.collect(&Unit::Source(spec)).await;
-        crate::memory::release_freed();
         collected |= matches!(r.outcome, SourceOutcome::Collected { .. });
         runner.record_source(r);
     }
@@ -576,6 +575,7 @@ impl<'a> Runner<'a> {
             }
         };
         r.outcome = self.collect_holding(unit, &lease, reason, failed).await;
+        crate::memory::release_freed();
         if let Err(e) = lease.release().await {
             tracing::warn!(source = %name, error = %format!("{e:#}"), "could not release a lease; it expires by itself");
         }

@@ -600,7 +600,7 @@ impl Reader {
         pass.page.reserve_exact(counted.len());
         // The next page is reserved whole, with room for about as many counts as this one:
         // records are large, and a page grown from empty (or grown for its counts) moved
-        // them and touched up to twice its memory, which the allocator hands back at once.
+        // them and touched up to twice its memory.
         let next = Vec::with_capacity(PAGE_RECORDS + counted.len() + counted.len() / 4);
         for (key, n) in counted {
             pass.page.push(self.count_row(&pass.counts, key, n, &from));
